@@ -1,0 +1,1 @@
+//! The `bounce` client library: command implementations behind the CLI.

@@ -1,0 +1,2 @@
+//! `bounce`: the Bounce command line.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Render benchmark (filled in later).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The render graph: tracks → buses → mix → master → deliverables.

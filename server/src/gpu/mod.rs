@@ -1,0 +1,1 @@
+//! The wgpu context and the GPU kernels' Rust side (pipelines, buffers).

@@ -1,0 +1,2 @@
+//! `bounced`: the Bounce render server.
+fn main() {}

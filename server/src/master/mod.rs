@@ -1,0 +1,1 @@
+//! Mastering: the `[master]` chain, loudness normalisation, deliverables, QC reports.

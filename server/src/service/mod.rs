@@ -1,0 +1,1 @@
+//! The gRPC service: stem store, job queue, render service, auth.

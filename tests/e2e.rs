@@ -1,0 +1,1 @@
+//! End-to-end tests: the real `bounced`, the real `bounce`, real files.
