@@ -1,1 +1,18 @@
-//! Audio in and out: decode (symphonia), resample (rubato), encode (WAV via hound, FLAC).
+//! Audio in and out: decode (symphonia), resample (rubato), encode (hound WAV, flacenc FLAC).
+//!
+//! # Brief overview
+//! - [`decode`]: [`probe`] a file, stream a stem at the session rate with [`StemReader`],
+//!   or [`read_all`] of a file (IRs, `analyze`, `master`).
+//! - [`resample`]: band-limited, delay-compensated rate conversion with an exact output
+//!   length, whole-buffer ([`resample::resample`]) or streaming ([`resample::StreamResampler`]).
+//! - [`encode`]: 32-bit float and 16/24-bit integer WAV, 16/24-bit FLAC.
+//!
+//! Every error names the file (as the user wrote it) and what was wrong.
+
+pub mod decode;
+pub mod encode;
+pub mod resample;
+
+pub use decode::{AudioBuffer, StemInfo, StemReader, probe, read_all};
+pub use encode::{write_flac, write_wav_f32, write_wav_int};
+pub use resample::resample;

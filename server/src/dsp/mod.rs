@@ -49,3 +49,15 @@ pub fn db_to_gain(db: f64) -> f64 {
 pub fn gain_to_db(g: f64) -> f64 {
     20.0 * g.log10()
 }
+
+pub mod automation;
+pub mod biquad;
+pub mod compressor;
+pub mod convolution;
+pub mod delay;
+pub mod fastmath;
+pub mod fir;
+pub mod pan;
+pub mod dither;
+pub mod limiter;
+pub mod meter;

@@ -1,0 +1,191 @@
+//! Encoding: WAV (hound) as 32-bit float or 16/24-bit integer PCM, and FLAC (flacenc).
+//!
+//! Inputs are planar channels of equal length. Integer writers take samples that are
+//! already quantised (dither is the caller's job) and check that they fit `bits`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use flacenc::component::BitRepr;
+use flacenc::error::{SourceError, Verify};
+use flacenc::source::{Fill, Source};
+
+use crate::{Error, Result};
+
+/// Checks the common shape of an output: 1..=8 channels of equal length, a sane rate.
+fn check_shape<T>(path: &Path, channels: &[&[T]], sample_rate: u32, bytes: u64) -> Result<usize> {
+    let p = path.display();
+    if channels.is_empty() || channels.len() > 8 {
+        return Err(Error::Internal(format!("{p}: cannot write {} channels", channels.len())));
+    }
+    let n = channels[0].len();
+    if channels.iter().any(|c| c.len() != n) {
+        return Err(Error::Internal(format!("{p}: channels of different lengths")));
+    }
+    if !(1..=768_000).contains(&sample_rate) {
+        return Err(Error::Internal(format!("{p}: sample rate {sample_rate} Hz")));
+    }
+    // RIFF sizes are 32-bit.
+    let data = n as u64 * channels.len() as u64 * bytes;
+    if data > u64::from(u32::MAX) - 1024 {
+        return Err(Error::Limit(format!("{p}: {data} bytes of audio exceed the 4 GiB WAV limit")));
+    }
+    Ok(n)
+}
+
+fn check_bits(path: &Path, channels: &[&[i32]], bits: u16) -> Result<()> {
+    if bits != 16 && bits != 24 {
+        return Err(Error::Unsupported(format!(
+            "{}: {bits}-bit integer output (16 or 24 only)",
+            path.display()
+        )));
+    }
+    let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+    for (ch, c) in channels.iter().enumerate() {
+        if let Some(i) = c.iter().position(|&s| s < lo || s > hi) {
+            return Err(Error::Internal(format!(
+                "{}: sample {} at frame {i} (channel {}) does not fit {bits} bits",
+                path.display(),
+                c[i],
+                ch + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn hound_err(path: &Path, e: hound::Error) -> Error {
+    match e {
+        hound::Error::IoError(io) => Error::io(path.display(), io),
+        other => Error::Internal(format!("{}: {other}", path.display())),
+    }
+}
+
+/// Writes a 32-bit float WAV.
+pub fn write_wav_f32(path: &Path, channels: &[&[f32]], sample_rate: u32) -> Result<()> {
+    let n = check_shape(path, channels, sample_rate, 4)?;
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(|e| hound_err(path, e))?;
+    for i in 0..n {
+        for c in channels {
+            w.write_sample(c[i]).map_err(|e| hound_err(path, e))?;
+        }
+    }
+    w.finalize().map_err(|e| hound_err(path, e))
+}
+
+/// Writes integer PCM (16 or 24 bits) from already-quantised integer samples (dither
+/// is the caller's job). A sample that does not fit `bits` is an error.
+pub fn write_wav_int(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16) -> Result<()> {
+    check_bits(path, channels, bits)?;
+    let n = check_shape(path, channels, sample_rate, u64::from(bits / 8))?;
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(|e| hound_err(path, e))?;
+    if bits == 16 {
+        // hound's fast path: one reservation for the whole file, no per-sample checks.
+        let total = u32::try_from(n * channels.len())
+            .map_err(|_| Error::Limit(format!("{}: too many samples", path.display())))?;
+        let mut sw = w.get_i16_writer(total);
+        for i in 0..n {
+            for c in channels {
+                sw.write_sample(c[i] as i16);
+            }
+        }
+        sw.flush().map_err(|e| hound_err(path, e))?;
+    } else {
+        for i in 0..n {
+            for c in channels {
+                w.write_sample(c[i]).map_err(|e| hound_err(path, e))?;
+            }
+        }
+    }
+    w.finalize().map_err(|e| hound_err(path, e))
+}
+
+/// A flacenc source over planar channels: interleaves one block at a time.
+struct PlanarSource<'a> {
+    channels: &'a [&'a [i32]],
+    bits: usize,
+    rate: usize,
+    pos: usize,
+    scratch: Vec<i32>,
+}
+
+impl Source for PlanarSource<'_> {
+    fn channels(&self) -> usize {
+        self.channels.len()
+    }
+    fn bits_per_sample(&self) -> usize {
+        self.bits
+    }
+    fn sample_rate(&self) -> usize {
+        self.rate
+    }
+    fn read_samples<F: Fill>(&mut self, block_size: usize, dest: &mut F) -> Result<usize, SourceError> {
+        let n = self.channels[0].len();
+        let k = block_size.min(n - self.pos);
+        self.scratch.clear();
+        for i in self.pos..self.pos + k {
+            for c in self.channels {
+                self.scratch.push(c[i]);
+            }
+        }
+        dest.fill_interleaved(&self.scratch)?;
+        self.pos += k;
+        Ok(k)
+    }
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.channels[0].len())
+    }
+}
+
+/// Writes FLAC (16 or 24 bits) from already-quantised integer samples.
+pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16) -> Result<()> {
+    check_bits(path, channels, bits)?;
+    check_shape(path, channels, sample_rate, 0)?;
+    if sample_rate > 655_350 {
+        return Err(Error::Unsupported(format!(
+            "{}: FLAC cannot store {sample_rate} Hz",
+            path.display()
+        )));
+    }
+    let config = flacenc::config::Encoder::default()
+        .into_verified()
+        .map_err(|(_, e)| Error::Internal(format!("flac config: {e}")))?;
+    let block = config.block_size;
+    let src = PlanarSource {
+        channels,
+        bits: usize::from(bits),
+        rate: sample_rate as usize,
+        pos: 0,
+        scratch: Vec::with_capacity(block * channels.len()),
+    };
+    let mut stream = flacenc::encode_with_fixed_block_size(&config, src, block)
+        .map_err(|e| Error::Internal(format!("{}: flac encoder: {e}", path.display())))?;
+    // flacenc counts the short last frame in the minimum block size; FLAC says the
+    // last block is excluded, and decoders (symphonia) reject a fixed-size stream
+    // whose min and max differ. State the fixed size, as the reference encoder does.
+    stream
+        .stream_info_mut()
+        .set_block_sizes(block, block)
+        .map_err(|e| Error::Internal(format!("{}: flac block size: {e}", path.display())))?;
+    let mut sink = flacenc::bitsink::ByteSink::new();
+    stream
+        .write(&mut sink)
+        .map_err(|e| Error::Internal(format!("{}: flac writer: {e:?}", path.display())))?;
+    let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
+    let mut w = BufWriter::new(file);
+    w.write_all(sink.as_slice()).map_err(|e| Error::io(path.display(), e))?;
+    w.flush().map_err(|e| Error::io(path.display(), e))
+}

@@ -1,0 +1,281 @@
+//! Gain automation: a dB envelope on the session timeline turned into per-sample gains.
+//!
+//! # Brief overview
+//! The value at timeline frame n is defined on t = n / sample_rate (f64): before the
+//! first point the first value holds, after the last the last one; between two points
+//! it is interpolated linearly in dB; two points at one time make a step (from that
+//! time on, the later point's value applies). The gain is 10^((base + value)/20).
+//!
+//! For speed, [`GainEnvelope::fill`] evaluates that exactly (f64) at the start of every
+//! segment piece and every [`REANCHOR`] frames, and in between multiplies by the
+//! segment's constant per-sample ratio 10^(slope/(20·rate)) in f64: a linear-in-dB
+//! ramp is geometric in amplitude, so this is the same function up to f64 rounding
+//! (≈ 1e-13 relative after REANCHOR steps), far below the f32 output's 6e-8.
+
+/// Frames between exact re-evaluations inside one segment.
+pub const REANCHOR: usize = 1024;
+
+/// One piece of the envelope: from `t0` (inclusive) the value is
+/// `v0 + slope · (t − t0)` dB, until the next segment's `t0`.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    t0: f64,
+    v0: f64,
+    slope: f64,
+    /// First frame n with n / rate ≥ t0.
+    start: u64,
+}
+
+/// Per-sample linear gain from a dB envelope: `base_db` plus the points
+/// `(time_s, db)` interpolated linearly in dB per sample on the session timeline.
+#[derive(Debug, Clone)]
+pub struct GainEnvelope {
+    base_db: f64,
+    rate: f64,
+    /// Value before the first segment starts (the first point's value, or 0).
+    first: f64,
+    /// Non-empty unless there are no points; the last one has slope 0 (hold).
+    segments: Vec<Segment>,
+    constant: Option<f32>,
+}
+
+impl GainEnvelope {
+    /// An envelope of `base_db` plus `points` (time in s on the session timeline, dB).
+    ///
+    /// Points are ordered by time (stable: of points at one time, the later in the
+    /// list is the later one). No points: constant `base_db`.
+    pub fn new(base_db: f64, points: &[(f64, f64)], sample_rate: f64) -> Self {
+        let mut pts = points.to_vec();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let first = pts.first().map_or(0.0, |p| p.1);
+        let mut segments = Vec::with_capacity(pts.len());
+        for (i, &(t0, v0)) in pts.iter().enumerate() {
+            let slope = match pts.get(i + 1) {
+                // Equal times: a zero-length segment that the next one replaces at once.
+                Some(&(t1, v1)) if t1 > t0 => (v1 - v0) / (t1 - t0),
+                _ => 0.0,
+            };
+            segments.push(Segment {
+                t0,
+                v0,
+                slope,
+                start: first_frame_at(t0, sample_rate),
+            });
+        }
+        let all_same = pts.iter().all(|p| p.1 == first);
+        let constant = all_same.then(|| db_gain(base_db + first) as f32);
+        GainEnvelope {
+            base_db,
+            rate: sample_rate,
+            first,
+            segments,
+            constant,
+        }
+    }
+
+    /// The envelope's dB value (base included) at timeline frame `n`, computed directly
+    /// in f64: the definition `fill` follows.
+    pub fn db_at(&self, n: u64) -> f64 {
+        let t = n as f64 / self.rate;
+        // The last segment whose t0 ≤ t: with equal times, the later point wins.
+        let k = self.segments.partition_point(|s| s.t0 <= t);
+        if k == 0 {
+            return self.base_db + self.first;
+        }
+        let s = &self.segments[k - 1];
+        self.base_db + s.v0 + s.slope * (t - s.t0)
+    }
+
+    /// Fills `out[i]` with the linear gain at timeline frame `start_frame + i`.
+    /// No allocation.
+    pub fn fill(&self, start_frame: u64, out: &mut [f32]) {
+        if let Some(g) = self.constant {
+            out.fill(g);
+            return;
+        }
+        let end = start_frame.saturating_add(out.len() as u64);
+        let mut n = start_frame;
+        // Index of the first segment starting after n.
+        let mut k = self.segments.partition_point(|s| s.start <= n);
+        while n < end {
+            // This piece runs until the next segment starts (or the block ends).
+            let piece_end = self.segments.get(k).map_or(end, |s| s.start.min(end));
+            let (v0, slope, t0) = match k {
+                0 => (self.first, 0.0, 0.0),
+                _ => {
+                    let s = &self.segments[k - 1];
+                    (s.v0, s.slope, s.t0)
+                }
+            };
+            let ratio = db_gain(slope / self.rate);
+            while n < piece_end {
+                let run_end = piece_end.min(n.saturating_add(REANCHOR as u64));
+                let t = n as f64 / self.rate;
+                let mut g = db_gain(self.base_db + v0 + slope * (t - t0));
+                let dst = &mut out[(n - start_frame) as usize..(run_end - start_frame) as usize];
+                for o in dst {
+                    *o = g as f32;
+                    g *= ratio;
+                }
+                n = run_end;
+            }
+            k += 1;
+        }
+    }
+
+    /// `Some(gain)` when the gain is the same at every frame (lets the engine skip the
+    /// per-sample multiply), else `None`.
+    pub fn is_constant(&self) -> Option<f32> {
+        self.constant
+    }
+}
+
+#[inline]
+fn db_gain(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+/// The first frame n with n / rate ≥ t (the same f64 comparison `db_at` makes).
+fn first_frame_at(t: f64, rate: f64) -> u64 {
+    if t.is_nan() || t <= 0.0 || rate.is_nan() || rate <= 0.0 {
+        return 0;
+    }
+    let guess = (t * rate).ceil();
+    if guess >= u64::MAX as f64 / 2.0 {
+        return u64::MAX / 2;
+    }
+    let mut n = guess as u64;
+    // Rounding in t · rate can be off by one either way: settle it with the exact test.
+    while n > 0 && (n - 1) as f64 / rate >= t {
+        n -= 1;
+    }
+    while (n as f64 / rate) < t {
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FS: f64 = 48_000.0;
+
+    /// Independent reference: the contract's definition evaluated sample by sample, in
+    /// f64, straight from the point list.
+    fn reference_gain(base: f64, pts: &[(f64, f64)], n: u64, fs: f64) -> f64 {
+        let t = n as f64 / fs;
+        let v = if pts.is_empty() {
+            0.0
+        } else if t < pts[0].0 {
+            pts[0].1
+        } else {
+            // The last point at or before t; with equal times, the later one.
+            let mut i = 0;
+            while i + 1 < pts.len() && pts[i + 1].0 <= t {
+                i += 1;
+            }
+            if i + 1 == pts.len() {
+                pts[i].1
+            } else {
+                let (t0, v0) = pts[i];
+                let (t1, v1) = pts[i + 1];
+                v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+            }
+        };
+        10f64.powf((base + v) / 20.0)
+    }
+
+    fn check(base: f64, pts: &[(f64, f64)], total: u64, block: usize) {
+        let env = GainEnvelope::new(base, pts, FS);
+        let mut out = vec![0f32; block];
+        let mut start = 0u64;
+        let mut worst = 0.0f64;
+        while start < total {
+            env.fill(start, &mut out);
+            for (i, &g) in out.iter().enumerate() {
+                let want = reference_gain(base, pts, start + i as u64, FS);
+                worst = worst.max(((g as f64 - want) / want).abs());
+            }
+            start += block as u64;
+        }
+        // f32 rounding of the output is 6e-8; the geometric stepping adds ~1e-13.
+        assert!(
+            worst <= 1e-7,
+            "{pts:?} block {block}: worst relative error {worst:e}"
+        );
+    }
+
+    #[test]
+    fn linear_in_db_holds_and_steps_match_direct_f64() {
+        let cases: Vec<(f64, Vec<(f64, f64)>)> = vec![
+            (0.0, vec![(0.0, 0.0), (0.5, -6.0)]),
+            (
+                -3.0,
+                vec![(0.1, -20.0), (0.2, 6.0), (0.35, 6.0), (0.4, -60.0)],
+            ),
+            // A step at 0.25 s: down to −12 dB, then ramps back.
+            (
+                2.0,
+                vec![(0.0, 0.0), (0.25, 0.0), (0.25, -12.0), (0.5, 0.0)],
+            ),
+            // Step at the very start, hold after.
+            (0.0, vec![(0.0, -6.0), (0.0, 3.0), (0.123_456, -1.0)]),
+            // Times that don't fall on frames, long ramp across many re-anchors.
+            (0.0, vec![(0.010_001, 1.5), (0.777_7, -40.0)]),
+        ];
+        for (base, pts) in &cases {
+            for block in [1usize, 64, 4096, 100_000] {
+                check(*base, pts, 48_000, block);
+            }
+        }
+    }
+
+    #[test]
+    fn step_takes_the_later_value_at_its_time() {
+        // At t = 0.25 s exactly (frame 12000): the later point's −12 dB.
+        let env = GainEnvelope::new(
+            0.0,
+            &[(0.0, 0.0), (0.25, 0.0), (0.25, -12.0), (1.0, -12.0)],
+            FS,
+        );
+        let mut out = [0f32; 3];
+        env.fill(11_999, &mut out);
+        assert_eq!(out[0], 1.0);
+        let g12 = 10f64.powf(-12.0 / 20.0) as f32;
+        assert_eq!(out[1], g12);
+        assert_eq!(out[2], g12);
+        assert!((env.db_at(12_000) + 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn holds_outside_the_points_and_constant_detection() {
+        let env = GainEnvelope::new(-6.0, &[(1.0, -3.0), (2.0, 3.0)], FS);
+        assert_eq!(env.is_constant(), None);
+        let mut out = vec![0f32; 10];
+        env.fill(0, &mut out);
+        let before = 10f64.powf(-9.0 / 20.0) as f32;
+        assert!(out.iter().all(|&g| g == before));
+        env.fill(10 * 48_000, &mut out);
+        let after = 10f64.powf(-3.0 / 20.0) as f32;
+        assert!(out.iter().all(|&g| g == after));
+
+        let none = GainEnvelope::new(-6.0, &[], FS);
+        assert_eq!(none.is_constant(), Some(10f64.powf(-6.0 / 20.0) as f32));
+        let flat = GainEnvelope::new(1.0, &[(0.0, -2.0), (5.0, -2.0)], FS);
+        assert_eq!(flat.is_constant(), Some(10f64.powf(-1.0 / 20.0) as f32));
+        let mut out = vec![0f32; 5];
+        flat.fill(123, &mut out);
+        assert!(out.iter().all(|&g| g == 10f64.powf(-1.0 / 20.0) as f32));
+    }
+
+    #[test]
+    fn unsorted_points_are_ordered_by_time() {
+        let a = GainEnvelope::new(0.0, &[(0.5, -6.0), (0.0, 0.0)], FS);
+        let b = GainEnvelope::new(0.0, &[(0.0, 0.0), (0.5, -6.0)], FS);
+        let (mut x, mut y) = (vec![0f32; 30_000], vec![0f32; 30_000]);
+        a.fill(0, &mut x);
+        b.fill(0, &mut y);
+        assert_eq!(x, y);
+    }
+}

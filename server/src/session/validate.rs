@@ -1,0 +1,482 @@
+//! Every rule of CONTRACT.md, checked on the model (whether it came from TOML or proto).
+//!
+//! Each message is one line: `file: field path: value and what is wrong`, e.g.
+//! `song.toml: track[2] "Kick".eq[0].freq: 30000 is outside (0, 24000) Hz (the Nyquist of session.sample_rate 48000)`.
+//!
+//! Ranges the contract leaves open, chosen here (what a studio would call sane):
+//! pan [-1, 1]; width [0, 4]; knee [0, 48] dB; compressor threshold [-120, 24] dB;
+//! automation values [-144, 60] dB (a fade may go far below a static gain);
+//! send level, wet, bus, EQ gain within ±60 dB; predelay [0, 1000] ms; limiter
+//! ceiling [-20, 0] dBTP, release [0, 10000] ms, look-ahead [0, 100] ms; deliverable
+//! target [-40, -5] LUFS and ceiling [-20, 0] dBTP. Sends to the track's own output
+//! bus are allowed (a parallel path a studio uses on purpose). Deliverable names are
+//! compared case-insensitively ("Mix", duplicates differing in case) because they
+//! become file names and some file systems fold case.
+
+use std::collections::{HashMap, HashSet};
+
+use super::model::*;
+use crate::{Error, Result};
+
+/// Upper bounds that keep one request from exhausting a shared server.
+const MAX_TRACKS: usize = 1024;
+const MAX_BUSES: usize = 256;
+const MAX_EQ_BANDS: usize = 64;
+const MAX_SENDS: usize = 64;
+const MAX_DELIVERABLES: usize = 64;
+const MAX_AUTOMATION_POINTS: usize = 1_000_000;
+const MAX_MULTIBAND_BANDS: usize = 16;
+
+/// Checks every rule of CONTRACT.md (and the ranges above). The first problem found
+/// is returned, naming `session.source`, the field path and the value.
+pub fn validate(session: &Session) -> Result<()> {
+    let ck = Ck { src: &session.source };
+    ck.rate("session.sample_rate", session.sample_rate)?;
+    let nyq = Nyquist(session.sample_rate);
+    ck.within("session.tail_s", session.tail_s, 0.0, 600.0, " s")?;
+
+    if session.tracks.is_empty() {
+        return Err(ck.err("track", "the session has no tracks (add at least one [[track]])"));
+    }
+    ck.limit("track", session.tracks.len(), MAX_TRACKS, "tracks")?;
+    ck.limit("bus", session.buses.len(), MAX_BUSES, "buses")?;
+
+    // Buses first: track outputs and sends refer to them.
+    let mut bus_index: HashMap<&str, usize> = HashMap::new();
+    for (i, b) in session.buses.iter().enumerate() {
+        let p = format!("bus[{i}] {:?}", b.name);
+        if b.name.is_empty() {
+            return Err(ck.err(&format!("bus[{i}].name"), "must not be empty"));
+        }
+        if b.name == "master" {
+            return Err(ck.err(&format!("{p}.name"), "\"master\" is reserved for the master bus; pick another bus name"));
+        }
+        if let Some(j) = bus_index.insert(&b.name, i) {
+            return Err(ck.err(&format!("{p}.name"), format_args!("{:?} is already the name of bus[{j}] (bus names are unique)", b.name)));
+        }
+        ck.within(&format!("{p}.gain_db"), b.gain_db, -60.0, 60.0, " dB")?;
+        if let Some(r) = &b.reverb {
+            ck.stem(&format!("{p}.reverb.ir"), &r.ir)?;
+            ck.within(&format!("{p}.reverb.predelay_ms"), r.predelay_ms, 0.0, 1000.0, " ms")?;
+            ck.within(&format!("{p}.reverb.wet_db"), r.wet_db, -60.0, 60.0, " dB")?;
+        }
+    }
+    for (i, b) in session.buses.iter().enumerate() {
+        ck.output(&format!("bus[{i}] {:?}.output", b.name), &b.output, &bus_index)?;
+    }
+    if let Some((start, cycle)) = find_cycle(session, &bus_index) {
+        let names: Vec<String> = cycle.iter().map(|&k| format!("{:?}", session.buses[k].name)).collect();
+        return Err(ck.err(
+            &format!("bus[{start}] {:?}.output", session.buses[start].name),
+            format_args!("routing loop: bus {}", names.join(" -> ")),
+        ));
+    }
+
+    let mut track_names: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in session.tracks.iter().enumerate() {
+        let p = format!("track[{i}] {:?}", t.name);
+        if t.name.is_empty() {
+            return Err(ck.err(&format!("track[{i}].name"), "must not be empty"));
+        }
+        if let Some(j) = track_names.insert(&t.name, i) {
+            return Err(ck.err(&format!("{p}.name"), format_args!("{:?} is already the name of track[{j}] (track names are unique)", t.name)));
+        }
+        ck.stem(&format!("{p}.file"), &t.file)?;
+        ck.within(&format!("{p}.gain_db"), t.gain_db, -60.0, 60.0, " dB")?;
+        ck.within(&format!("{p}.pan"), t.pan, -1.0, 1.0, "")?;
+        ck.at_least(&format!("{p}.offset_s"), t.offset_s, 0.0, " s")?;
+        ck.output(&format!("{p}.output"), &t.output, &bus_index)?;
+        ck.eq(&format!("{p}.eq"), &t.eq, nyq)?;
+        if let Some(c) = &t.compressor {
+            ck.compressor(&format!("{p}.compressor"), c)?;
+        }
+        ck.limit(&format!("{p}.sends"), t.sends.len(), MAX_SENDS, "sends")?;
+        for (j, s) in t.sends.iter().enumerate() {
+            let sp = format!("{p}.sends[{j}]");
+            if !bus_index.contains_key(s.bus.as_str()) {
+                let what = if s.bus == "master" { " (sends go to buses; use output = \"master\")" } else { "" };
+                return Err(ck.err(&format!("{sp}.bus"), format_args!("{:?} is not a bus name{what}", s.bus)));
+            }
+            ck.within(&format!("{sp}.level_db"), s.level_db, -60.0, 60.0, " dB")?;
+        }
+        let ap = format!("{p}.automation.gain_db");
+        ck.limit(&ap, t.gain_automation.len(), MAX_AUTOMATION_POINTS, "points")?;
+        let mut prev = 0.0;
+        for (j, &(time, value)) in t.gain_automation.iter().enumerate() {
+            ck.at_least(&format!("{ap}[{j}][0]"), time, 0.0, " s")?;
+            if j > 0 && time < prev {
+                return Err(ck.err(
+                    &format!("{ap}[{j}][0]"),
+                    format_args!("time {time} s comes before the previous point's {prev} s (times must not decrease)"),
+                ));
+            }
+            prev = time;
+            ck.within(&format!("{ap}[{j}][1]"), value, -144.0, 60.0, " dB")?;
+        }
+    }
+
+    if let Some(m) = &session.master {
+        ck.eq("master.eq", &m.eq, nyq)?;
+        if let Some(mb) = &m.multiband {
+            let n = mb.crossovers_hz.len();
+            ck.limit("master.multiband.bands", mb.bands.len(), MAX_MULTIBAND_BANDS, "bands")?;
+            if mb.bands.len() != n + 1 {
+                return Err(ck.err(
+                    "master.multiband.bands",
+                    format_args!("{} bands for {n} crossovers (bands must be crossovers + 1 = {})", mb.bands.len(), n + 1),
+                ));
+            }
+            for (j, &f) in mb.crossovers_hz.iter().enumerate() {
+                let fp = format!("master.multiband.crossovers_hz[{j}]");
+                ck.freq(&fp, f, nyq)?;
+                if j > 0 && f <= mb.crossovers_hz[j - 1] {
+                    return Err(ck.err(&fp, format_args!("{f} Hz is not above the previous crossover {} Hz (crossovers must increase)", mb.crossovers_hz[j - 1])));
+                }
+            }
+            for (j, b) in mb.bands.iter().enumerate() {
+                let bp = format!("master.multiband.bands[{j}]");
+                ck.compressor(&bp, b)?;
+                if b.detector != Detector::Peak {
+                    return Err(ck.err(&format!("{bp}.detector"), "\"rms\" is not available in multiband bands (they use peak)"));
+                }
+            }
+        }
+        if let Some(w) = m.width {
+            ck.within("master.width", w, 0.0, 4.0, "")?;
+        }
+        if let Some(l) = &m.limiter {
+            ck.within("master.limiter.ceiling_dbtp", l.ceiling_dbtp, -20.0, 0.0, " dBTP")?;
+            ck.within("master.limiter.release_ms", l.release_ms, 0.0, 10000.0, " ms")?;
+            ck.within("master.limiter.lookahead_ms", l.lookahead_ms, 0.0, 100.0, " ms")?;
+        }
+    }
+
+    validate_deliverables(&session.source, &session.deliverables, false)
+}
+
+/// Deliverable rules (shared with album files). With `rate_zero_ok`, `sample_rate` 0
+/// means "each song's own rate" (an album's deliverables).
+pub(crate) fn validate_deliverables(src: &str, ds: &[Deliverable], rate_zero_ok: bool) -> Result<()> {
+    let ck = Ck { src };
+    ck.limit("deliverable", ds.len(), MAX_DELIVERABLES, "deliverables")?;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, d) in ds.iter().enumerate() {
+        let p = format!("deliverable[{i}] {:?}", d.name);
+        let np = format!("{p}.name");
+        let n = &d.name;
+        if n.is_empty() {
+            return Err(ck.err(&format!("deliverable[{i}].name"), "must not be empty"));
+        }
+        if n.contains('/') || n.contains('\\') || n == ".." || n == "." || n.chars().any(char::is_control) {
+            return Err(ck.err(&np, format_args!("{n:?} is not a plain file name (no path separators, \"..\" or control characters)")));
+        }
+        if n.eq_ignore_ascii_case("mix") {
+            return Err(ck.err(&np, format_args!("{n:?} is taken by the mix (mix.wav); pick another name")));
+        }
+        if let Some(j) = seen.insert(n.to_lowercase(), i) {
+            return Err(ck.err(&np, format_args!("{n:?} is already the name of deliverable[{j}] (names are unique, ignoring case)")));
+        }
+        if let Some(t) = d.target_lufs {
+            ck.within(&format!("{p}.target_lufs"), t, -40.0, -5.0, " LUFS")?;
+        }
+        if let Some(c) = d.ceiling_dbtp {
+            ck.within(&format!("{p}.ceiling_dbtp"), c, -20.0, 0.0, " dBTP")?;
+        }
+        if !(rate_zero_ok && d.sample_rate == 0) {
+            ck.rate(&format!("{p}.sample_rate"), d.sample_rate)?;
+        }
+        if ![16, 24, 32].contains(&d.bit_depth) {
+            return Err(ck.err(&format!("{p}.bit_depth"), format_args!("{} is not 16, 24 or 32", d.bit_depth)));
+        }
+        if d.format == Format::Flac && d.bit_depth == 32 {
+            return Err(ck.err(&format!("{p}.bit_depth"), "32 is not available for flac (16 or 24; use format = \"wav\" for 32-bit float)"));
+        }
+    }
+    Ok(())
+}
+
+/// Bus indices in an order where every bus comes after all buses that feed it (the
+/// engine sums buses in this order). Ties keep file order. A loop is an error.
+pub fn bus_order(session: &Session) -> Result<Vec<usize>> {
+    let ck = Ck { src: &session.source };
+    let index: HashMap<&str, usize> = session.buses.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
+    let n = session.buses.len();
+    let target = |i: usize| -> Result<Option<usize>> {
+        match &session.buses[i].output {
+            Output::Master => Ok(None),
+            Output::Bus(name) => index.get(name.as_str()).copied().map(Some).ok_or_else(|| {
+                ck.err(&format!("bus[{i}] {:?}.output", session.buses[i].name), format_args!("{name:?} is not a bus name"))
+            }),
+        }
+    };
+    let mut feeders = vec![0usize; n];
+    let mut targets = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = target(i)?;
+        if let Some(t) = t {
+            feeders[t] += 1;
+        }
+        targets.push(t);
+    }
+    let mut order = Vec::with_capacity(n);
+    let mut done = vec![false; n];
+    while order.len() < n {
+        // The first ready bus in file order: n is small, O(n²) is fine.
+        let Some(i) = (0..n).find(|&i| !done[i] && feeders[i] == 0) else {
+            let (start, cycle) = find_cycle(session, &index).unwrap_or((0, Vec::new()));
+            let names: Vec<String> = cycle.iter().map(|&k| format!("{:?}", session.buses[k].name)).collect();
+            return Err(ck.err(
+                &format!("bus[{start}] {:?}.output", session.buses.get(start).map(|b| b.name.as_str()).unwrap_or("")),
+                format_args!("routing loop: bus {}", names.join(" -> ")),
+            ));
+        };
+        done[i] = true;
+        order.push(i);
+        if let Some(t) = targets[i] {
+            feeders[t] -= 1;
+        }
+    }
+    Ok(order)
+}
+
+/// The first routing loop among bus outputs: (index of its first bus in file order,
+/// the cycle's buses with the first repeated at the end).
+fn find_cycle(session: &Session, index: &HashMap<&str, usize>) -> Option<(usize, Vec<usize>)> {
+    let next = |i: usize| match &session.buses[i].output {
+        Output::Bus(n) => index.get(n.as_str()).copied(),
+        Output::Master => None,
+    };
+    let mut cleared: HashSet<usize> = HashSet::new();
+    for start in 0..session.buses.len() {
+        let mut path = vec![start];
+        let mut cur = start;
+        while let Some(nx) = next(cur) {
+            if cleared.contains(&nx) {
+                break;
+            }
+            if let Some(pos) = path.iter().position(|&k| k == nx) {
+                // Rotate so the loop starts at its lowest-index bus (stable messages).
+                let mut cycle: Vec<usize> = path[pos..].to_vec();
+                let min_pos = cycle.iter().enumerate().min_by_key(|(_, k)| **k).map(|(p, _)| p).unwrap_or(0);
+                cycle.rotate_left(min_pos);
+                cycle.push(cycle[0]);
+                return Some((cycle[0], cycle));
+            }
+            path.push(nx);
+            cur = nx;
+        }
+        cleared.extend(path);
+    }
+    None
+}
+
+#[derive(Clone, Copy)]
+struct Nyquist(u32);
+
+/// Field checks bound to one source file.
+struct Ck<'a> {
+    src: &'a str,
+}
+
+impl Ck<'_> {
+    fn err(&self, field: &str, msg: impl std::fmt::Display) -> Error {
+        Error::field(self.src, field, msg)
+    }
+
+    fn limit(&self, field: &str, n: usize, max: usize, what: &str) -> Result<()> {
+        if n > max {
+            let at = if self.src.is_empty() { String::new() } else { format!("{}: ", self.src) };
+            return Err(Error::Limit(format!("{at}{field}: {n} {what}, at most {max}")));
+        }
+        Ok(())
+    }
+
+    fn finite(&self, field: &str, v: f64) -> Result<()> {
+        if v.is_finite() { Ok(()) } else { Err(self.err(field, format_args!("{v} is not a finite number"))) }
+    }
+
+    /// v in [lo, hi].
+    fn within(&self, field: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<()> {
+        self.finite(field, v)?;
+        if v < lo || v > hi {
+            return Err(self.err(field, format_args!("{v} is outside [{lo}, {hi}]{unit}")));
+        }
+        Ok(())
+    }
+
+    fn at_least(&self, field: &str, v: f64, lo: f64, unit: &str) -> Result<()> {
+        self.finite(field, v)?;
+        if v < lo {
+            return Err(self.err(field, format_args!("{v}{unit} is below {lo}{unit}")));
+        }
+        Ok(())
+    }
+
+    fn rate(&self, field: &str, r: u32) -> Result<()> {
+        if !(8000..=384_000).contains(&r) {
+            return Err(self.err(field, format_args!("{r} is outside [8000, 384000] Hz")));
+        }
+        Ok(())
+    }
+
+    fn freq(&self, field: &str, f: f64, nyq: Nyquist) -> Result<()> {
+        self.finite(field, f)?;
+        let n = f64::from(nyq.0) / 2.0;
+        if f <= 0.0 || f >= n {
+            return Err(self.err(field, format_args!("{f} is outside (0, {n}) Hz (the Nyquist of session.sample_rate {})", nyq.0)));
+        }
+        Ok(())
+    }
+
+    fn stem(&self, field: &str, s: &StemRef) -> Result<()> {
+        if s.name.is_empty() {
+            return Err(self.err(field, "must not be empty"));
+        }
+        if let Some(h) = &s.blake3
+            && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return Err(self.err(field, format_args!("{}: blake3 {h:?} is not 64 lower-case hex digits", s.name)));
+        }
+        Ok(())
+    }
+
+    fn output(&self, field: &str, o: &Output, buses: &HashMap<&str, usize>) -> Result<()> {
+        match o {
+            Output::Master => Ok(()),
+            Output::Bus(n) if buses.contains_key(n.as_str()) => Ok(()),
+            Output::Bus(n) => Err(self.err(field, format_args!("{n:?} is not a bus name (nor \"master\")"))),
+        }
+    }
+
+    fn eq(&self, path: &str, bands: &[EqBand], nyq: Nyquist) -> Result<()> {
+        self.limit(path, bands.len(), MAX_EQ_BANDS, "bands")?;
+        for (j, b) in bands.iter().enumerate() {
+            let p = format!("{path}[{j}]");
+            self.freq(&format!("{p}.freq"), b.freq, nyq)?;
+            self.finite(&format!("{p}.q"), b.q)?;
+            if b.q <= 0.0 {
+                return Err(self.err(&format!("{p}.q"), format_args!("{} is not above 0", b.q)));
+            }
+            self.within(&format!("{p}.gain_db"), b.gain_db, -60.0, 60.0, " dB")?;
+        }
+        Ok(())
+    }
+
+    fn compressor(&self, p: &str, c: &Compressor) -> Result<()> {
+        self.within(&format!("{p}.threshold_db"), c.threshold_db, -120.0, 24.0, " dB")?;
+        self.finite(&format!("{p}.ratio"), c.ratio)?;
+        if c.ratio < 1.0 {
+            return Err(self.err(&format!("{p}.ratio"), format_args!("{} is below 1", c.ratio)));
+        }
+        self.within(&format!("{p}.attack_ms"), c.attack_ms, 0.0, 10000.0, " ms")?;
+        self.within(&format!("{p}.release_ms"), c.release_ms, 0.0, 10000.0, " ms")?;
+        self.within(&format!("{p}.knee_db"), c.knee_db, 0.0, 48.0, " dB")?;
+        self.within(&format!("{p}.makeup_db"), c.makeup_db, -60.0, 60.0, " dB")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stem(name: &str) -> StemRef {
+        StemRef { name: name.into(), path: None, blake3: None }
+    }
+
+    fn track(name: &str, output: Output) -> Track {
+        Track {
+            name: name.into(),
+            file: stem("a.wav"),
+            gain_db: 0.0,
+            pan: 0.0,
+            mute: false,
+            solo: false,
+            invert: false,
+            offset_s: 0.0,
+            output,
+            eq: vec![],
+            compressor: None,
+            sends: vec![],
+            gain_automation: vec![],
+            tags: vec![],
+        }
+    }
+
+    fn bus(name: &str, output: Output) -> Bus {
+        Bus { name: name.into(), output, gain_db: 0.0, reverb: None }
+    }
+
+    fn session(buses: Vec<Bus>) -> Session {
+        Session {
+            name: String::new(),
+            sample_rate: 48000,
+            tail_s: 2.0,
+            tracks: vec![track("A", Output::Master)],
+            buses,
+            master: None,
+            deliverables: vec![],
+            source: "s.toml".into(),
+        }
+    }
+
+    #[test]
+    fn bus_order_puts_feeders_first() {
+        // C -> B -> A -> master, D -> master, listed A, B, C, D.
+        let s = session(vec![
+            bus("A", Output::Master),
+            bus("B", Output::Bus("A".into())),
+            bus("C", Output::Bus("B".into())),
+            bus("D", Output::Master),
+        ]);
+        validate(&s).unwrap();
+        let order = bus_order(&s).unwrap();
+        let pos = |i: usize| order.iter().position(|&k| k == i).unwrap();
+        assert_eq!(order.len(), 4);
+        assert!(pos(2) < pos(1) && pos(1) < pos(0));
+        assert_eq!(order, vec![2, 1, 0, 3]);
+    }
+
+    #[test]
+    fn loop_is_named() {
+        let s = session(vec![
+            bus("X", Output::Master),
+            bus("A", Output::Bus("B".into())),
+            bus("B", Output::Bus("A".into())),
+        ]);
+        let e = validate(&s).unwrap_err().to_string();
+        assert_eq!(e, "s.toml: bus[1] \"A\".output: routing loop: bus \"A\" -> \"B\" -> \"A\"");
+        let e = bus_order(&s).unwrap_err().to_string();
+        assert!(e.contains("bus \"A\" -> \"B\" -> \"A\""), "{e}");
+    }
+
+    #[test]
+    fn self_loop_is_named() {
+        let s = session(vec![bus("Self", Output::Bus("Self".into()))]);
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("bus \"Self\" -> \"Self\""), "{e}");
+    }
+
+    #[test]
+    fn send_to_own_output_bus_is_allowed() {
+        let mut s = session(vec![bus("Verb", Output::Master)]);
+        s.tracks[0].output = Output::Bus("Verb".into());
+        s.tracks[0].sends.push(Send { bus: "Verb".into(), level_db: -6.0, pre_fader: false });
+        validate(&s).unwrap();
+    }
+
+    #[test]
+    fn nyquist_message_matches_contract_example() {
+        let mut s = session(vec![]);
+        s.source = "song.toml".into();
+        s.tracks[0].name = "Kick".into();
+        s.tracks[0].eq.push(EqBand { kind: EqType::Peak, freq: 30000.0, q: 1.0, gain_db: 0.0 });
+        let mut s2 = s.clone();
+        s2.tracks.insert(0, track("x", Output::Master));
+        s2.tracks.insert(0, track("y", Output::Master));
+        assert_eq!(
+            validate(&s2).unwrap_err().to_string(),
+            "song.toml: track[2] \"Kick\".eq[0].freq: 30000 is outside (0, 24000) Hz (the Nyquist of session.sample_rate 48000)"
+        );
+    }
+}
