@@ -4,13 +4,17 @@
 //! exactly `i / 2^(bits-1)`; resampled sines are compared with the analytic sine at the
 //! new rate computed in f64.
 
+#![allow(clippy::unwrap_used)]
+
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bounce_server::Error;
 use bounce_server::audio::resample::output_len;
-use bounce_server::audio::{StemReader, probe, read_all, resample, write_flac, write_wav_f32, write_wav_int};
+use bounce_server::audio::{
+    StemReader, probe, read_all, resample, write_flac, write_wav_f32, write_wav_int,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -137,11 +141,19 @@ fn wav_int_round_trips_are_exact() {
     for bits in [8u16, 16, 24, 32] {
         for channels in [1usize, 2] {
             let n = 10_007;
-            let want = random_ints(channels, n, u32::from(bits), u64::from(bits) + channels as u64);
+            let want = random_ints(
+                channels,
+                n,
+                u32::from(bits),
+                u64::from(bits) + channels as u64,
+            );
             let p = dir.path().join(format!("i{bits}_{channels}.wav"));
             write_hound_int(&p, &want, 44100, bits);
             let info = probe(&p, "x.wav").unwrap();
-            assert_eq!((info.channels, info.sample_rate, info.frames), (channels, 44100, n as u64));
+            assert_eq!(
+                (info.channels, info.sample_rate, info.frames),
+                (channels, 44100, n as u64)
+            );
             let all = read_all(&p, "x.wav").unwrap();
             assert_eq!(all.sample_rate, 44100);
             expect_ints(&all.channels, &want, u32::from(bits));
@@ -155,7 +167,9 @@ fn wav_int_round_trips_are_exact() {
 fn wav_float_round_trips_are_exact() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = rng();
-    let ch: Vec<Vec<f32>> = (0..2).map(|_| (0..5000).map(|_| r.random_range(-1.5f32..1.5)).collect()).collect();
+    let ch: Vec<Vec<f32>> = (0..2)
+        .map(|_| (0..5000).map(|_| r.random_range(-1.5f32..1.5)).collect())
+        .collect();
     let p = dir.path().join("f32.wav");
     write_hound_f32(&p, &ch, 48000);
     assert_eq!(read_all(&p, "f.wav").unwrap().channels, ch);
@@ -190,7 +204,11 @@ fn our_int_wav_writer_round_trips() {
         for (i, s) in inter.iter().enumerate() {
             assert_eq!(*s, want[i % 2][i / 2]);
         }
-        expect_ints(&read_all(&p, "w.wav").unwrap().channels, &want, u32::from(bits));
+        expect_ints(
+            &read_all(&p, "w.wav").unwrap().channels,
+            &want,
+            u32::from(bits),
+        );
     }
     // A sample that does not fit is refused.
     let p = dir.path().join("bad.wav");
@@ -210,12 +228,29 @@ fn flac_round_trips_are_exact() {
                     *s = (amp * (2.0 * PI * 440.0 * i as f64 / 44100.0).sin()).round() as i32;
                 }
             }
+            // Then silence, a full-scale square, alternating extremes and quiet noise.
+            let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+            let mut r = ChaCha8Rng::seed_from_u64(u64::from(bits));
+            for c in &mut want {
+                c.extend(std::iter::repeat_n(0, 5000));
+                c.extend((0..9000).map(|i| if (i / 50) % 2 == 0 { hi } else { lo }));
+                c.extend((0..5000).map(|i| if i % 2 == 0 { hi } else { lo }));
+                c.extend((0..5000).map(|_| r.random_range(-3..=3)));
+            }
+            let n = want[0].len();
             let refs: Vec<&[i32]> = want.iter().map(|c| c.as_slice()).collect();
             let p = dir.path().join(format!("f{bits}_{channels}.flac"));
             write_flac(&p, &refs, 44100, bits).unwrap();
             let info = probe(&p, "x.flac").unwrap();
-            assert_eq!((info.channels, info.sample_rate, info.frames), (channels, 44100, 20_000));
-            expect_ints(&read_all(&p, "x.flac").unwrap().channels, &want, u32::from(bits));
+            assert_eq!(
+                (info.channels, info.sample_rate, info.frames),
+                (channels, 44100, n as u64)
+            );
+            expect_ints(
+                &read_all(&p, "x.flac").unwrap().channels,
+                &want,
+                u32::from(bits),
+            );
             expect_ints(&stream_all(&p, 44100, &[8192, 3]), &want, u32::from(bits));
         }
     }
@@ -225,7 +260,9 @@ fn flac_round_trips_are_exact() {
 fn streaming_with_resampling_matches_whole_buffer_resampling() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = rng();
-    let ch: Vec<Vec<f32>> = (0..2).map(|_| (0..50_001).map(|_| r.random_range(-0.5f32..0.5)).collect()).collect();
+    let ch: Vec<Vec<f32>> = (0..2)
+        .map(|_| (0..50_001).map(|_| r.random_range(-0.5f32..0.5)).collect())
+        .collect();
     let p = dir.path().join("s.wav");
     write_hound_f32(&p, &ch, 44100);
     let whole = resample(&ch, 44100, 48000).unwrap();
@@ -258,9 +295,14 @@ fn sine_error(y: &[f32], rate: u32, f: f64) -> (f64, f64) {
 fn resampled_sine_keeps_amplitude_and_phase() {
     for (from, to) in [(44100u32, 48000u32), (48000, 44100), (96000, 48000)] {
         let n = from as usize / 2 + 123;
-        let x: Vec<f32> = (0..n).map(|i| (2.0 * PI * 1000.0 * i as f64 / f64::from(from)).sin() as f32).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| (2.0 * PI * 1000.0 * i as f64 / f64::from(from)).sin() as f32)
+            .collect();
         let y = resample(&[x], from, to).unwrap();
-        assert_eq!(y[0].len() as u64, (n as u64 * u64::from(to)).div_ceil(u64::from(from)));
+        assert_eq!(
+            y[0].len() as u64,
+            (n as u64 * u64::from(to)).div_ceil(u64::from(from))
+        );
         let (err_db, amp_db) = sine_error(&y[0], to, 1000.0);
         assert!(amp_db.abs() < 0.01, "{from}->{to}: amplitude {amp_db} dB");
         assert!(err_db < -80.0, "{from}->{to}: error {err_db} dB");
@@ -272,10 +314,13 @@ fn tone_above_new_nyquist_is_rejected() {
     for (from, to) in [(48000u32, 44100u32), (96000, 48000)] {
         let f = 0.5 * f64::from(to) + 1000.0;
         let n = from as usize / 2;
-        let x: Vec<f32> = (0..n).map(|i| (2.0 * PI * f * i as f64 / f64::from(from)).sin() as f32).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| (2.0 * PI * f * i as f64 / f64::from(from)).sin() as f32)
+            .collect();
         let y = resample(&[x], from, to).unwrap();
         let mid = &y[0][y[0].len() / 5..4 * y[0].len() / 5];
-        let rms = (mid.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
+        let rms =
+            (mid.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
         let db = 20.0 * (rms * 2f64.sqrt()).log10();
         assert!(db < -80.0, "{from}->{to}: {f} Hz leaks at {db} dB");
     }
@@ -288,7 +333,12 @@ fn resampling_an_impulse_keeps_it_in_place() {
     let mut x = vec![0.0f32; 10_000];
     x[4000] = 1.0;
     let y = resample(&[x], from, to).unwrap();
-    let peak = y[0].iter().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())).unwrap().0;
+    let peak = y[0]
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap()
+        .0;
     assert_eq!(peak, 8000);
 }
 
@@ -328,7 +378,10 @@ fn bad_files_give_clear_errors() {
     let p = d.join("junk.wav");
     std::fs::write(&p, &junk).unwrap();
     let (e, m) = err_msg(read_all(&p, "junk.wav"));
-    assert!(matches!(e, Error::BadAudio(_)) && m.contains("junk.wav"), "{m}");
+    assert!(
+        matches!(e, Error::BadAudio(_)) && m.contains("junk.wav"),
+        "{m}"
+    );
 
     // Zero frames.
     let p = d.join("zero.wav");
@@ -342,7 +395,12 @@ fn bad_files_give_clear_errors() {
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..44 + 6000 * 4]).unwrap();
     let (e, m) = err_msg(probe(&p, "cut.wav"));
-    assert_bad(&e, &m, "cut.wav", "truncated: header says 10000 frames, found 6000");
+    assert_bad(
+        &e,
+        &m,
+        "cut.wav",
+        "truncated: header says 10000 frames, found 6000",
+    );
     let (e, m) = err_msg(read_all(&p, "cut.wav"));
     assert_bad(&e, &m, "cut.wav", "truncated");
 
@@ -354,7 +412,10 @@ fn bad_files_give_clear_errors() {
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     let (e, m) = err_msg(read_all(&p, "cut.flac"));
-    assert!(matches!(e, Error::BadAudio(_)) && m.contains("cut.flac"), "{m}");
+    assert!(
+        matches!(e, Error::BadAudio(_)) && m.contains("cut.flac"),
+        "{m}"
+    );
     let mut rd = StemReader::open(&p, "cut.flac", 44100).unwrap();
     let mut b = vec![vec![0.0f32; 8192]; 2];
     let res = loop {
@@ -366,7 +427,10 @@ fn bad_files_give_clear_errors() {
         }
     };
     let (e, m) = err_msg(res);
-    assert!(matches!(e, Error::BadAudio(_)) && m.contains("cut.flac"), "{m}");
+    assert!(
+        matches!(e, Error::BadAudio(_)) && m.contains("cut.flac"),
+        "{m}"
+    );
 
     // Six channels: fine for read_all, refused as a stem.
     let p = d.join("six.wav");
@@ -380,7 +444,10 @@ fn bad_files_give_clear_errors() {
     let p = d.join("ten.wav");
     write_hound_int(&p, &random_ints(10, 100, 16, 4), 48000, 16);
     let (e, m) = err_msg(read_all(&p, "ten.wav"));
-    assert!(matches!(e, Error::Limit(_)) && m.contains("ten.wav") && m.contains("10 channels"), "{m}");
+    assert!(
+        matches!(e, Error::Limit(_)) && m.contains("ten.wav") && m.contains("10 channels"),
+        "{m}"
+    );
 
     // NaN and infinity in a float WAV, named by frame.
     for (val, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
@@ -418,7 +485,11 @@ fn corrupted_files_never_panic() {
             let hits = 1 + t % 8;
             for _ in 0..hits {
                 // Mostly the header, sometimes the body.
-                let lim = if t % 3 == 0 { b.len() } else { 200.min(b.len()) };
+                let lim = if t % 3 == 0 {
+                    b.len()
+                } else {
+                    200.min(b.len())
+                };
                 let i = r.random_range(0..lim);
                 b[i] = r.random();
             }
@@ -438,7 +509,9 @@ fn corrupted_files_never_panic() {
 
 fn tool(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 #[test]
@@ -450,7 +523,9 @@ fn mp3_and_ogg_decode() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.wav");
     let n = 44100 * 2 + 77;
-    let x: Vec<f32> = (0..n).map(|i| 0.5 * (2.0 * PI * 1000.0 * i as f64 / 44100.0).sin() as f32).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| 0.5 * (2.0 * PI * 1000.0 * i as f64 / 44100.0).sin() as f32)
+        .collect();
     write_hound_f32(&src, &[x.clone(), x], 44100);
     for (ext, codec) in [("mp3", "libmp3lame"), ("ogg", "libvorbis")] {
         let out = dir.path().join(format!("t.{ext}"));
@@ -475,8 +550,11 @@ fn mp3_and_ogg_decode() {
             .output()
             .unwrap();
         assert!(dec.status.success());
-        let want: Vec<f32> =
-            dec.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let want: Vec<f32> = dec
+            .stdout
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         // Gapless decoding gives back the original length (encoder delay and padding removed).
         assert_eq!(info.frames, n as u64, "{ext}: frames");
         assert_eq!(want.len(), 2 * n, "{ext}: ffmpeg frames");
@@ -484,7 +562,8 @@ fn mp3_and_ogg_decode() {
         assert_eq!(all.frames() as u64, info.frames);
         let (mut e, mut s2) = (0.0f64, 0.0f64);
         for (i, w) in want.chunks_exact(2).enumerate() {
-            e += f64::from(all.channels[0][i] - w[0]).powi(2) + f64::from(all.channels[1][i] - w[1]).powi(2);
+            e += f64::from(all.channels[0][i] - w[0]).powi(2)
+                + f64::from(all.channels[1][i] - w[1]).powi(2);
             s2 += f64::from(w[0]).powi(2) + f64::from(w[1]).powi(2);
         }
         let db = 10.0 * (e / s2).log10();
@@ -525,9 +604,16 @@ fn decode_speed() {
             }
             total += k;
         }
-        eprintln!("{} -> {rate} Hz: {total} frames in {:?}", path.display(), t.elapsed());
+        eprintln!(
+            "{} -> {rate} Hz: {total} frames in {:?}",
+            path.display(),
+            t.elapsed()
+        );
     }
-    let fl: Vec<Vec<f32>> = ints.iter().map(|c| c.iter().map(|&i| i as f32 / 8_388_608.0).collect()).collect();
+    let fl: Vec<Vec<f32>> = ints
+        .iter()
+        .map(|c| c.iter().map(|&i| i as f32 / 8_388_608.0).collect())
+        .collect();
     let t = std::time::Instant::now();
     let refs32: Vec<&[f32]> = fl.iter().map(|c| c.as_slice()).collect();
     write_wav_f32(&dir.path().join("o.wav"), &refs32, 44100).unwrap();

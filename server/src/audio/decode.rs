@@ -82,11 +82,12 @@ impl StemReader {
         let resampler = if info.sample_rate == target_rate {
             None
         } else {
-            let rs = StreamResampler::new(info.sample_rate, target_rate, info.channels, info.frames)
-                .map_err(|e| match e {
-                    Error::Limit(m) => Error::Limit(format!("{display}: {m}")),
-                    other => other,
-                })?;
+            let rs =
+                StreamResampler::new(info.sample_rate, target_rate, info.channels, info.frames)
+                    .map_err(|e| match e {
+                        Error::Limit(m) => Error::Limit(format!("{display}: {m}")),
+                        other => other,
+                    })?;
             Some(rs)
         };
         let frames = match &resampler {
@@ -124,7 +125,9 @@ impl StemReader {
                 self.channels
             )));
         }
-        let want = usize::try_from(self.left).unwrap_or(usize::MAX).min(out[0].len());
+        let want = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(out[0].len());
         let mut k = 0;
         match &mut self.resampler {
             None => {
@@ -203,9 +206,14 @@ pub fn read_all(path: &Path, display: &str) -> Result<AudioBuffer> {
     }
     // Let the cursor see the end, which checks for frames beyond the declared count.
     if cursor.fill(&mut channels, n, 0)? != 0 || k != n {
-        return Err(Error::Internal(format!("{display}: decoded {k} of {n} frames")));
+        return Err(Error::Internal(format!(
+            "{display}: decoded {k} of {n} frames"
+        )));
     }
-    Ok(AudioBuffer { sample_rate: info.sample_rate, channels })
+    Ok(AudioBuffer {
+        sample_rate: info.sample_rate,
+        channels,
+    })
 }
 
 /// A file opened and probed, frame count known.
@@ -232,10 +240,18 @@ fn open_format(path: &Path, display: &str) -> Result<Box<dyn FormatReader>> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
-    let opts = FormatOptions { enable_gapless: true, ..Default::default() };
+    let opts = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
     let probed = symphonia::default::get_probe()
         .format(&hint, mss, &opts, &MetadataOptions::default())
-        .map_err(|e| bad(display, format_args!("not a readable audio file ({})", sym_msg(&e))))?;
+        .map_err(|e| {
+            bad(
+                display,
+                format_args!("not a readable audio file ({})", sym_msg(&e)),
+            )
+        })?;
     Ok(probed.format)
 }
 
@@ -244,14 +260,12 @@ fn pcm_sample_bytes(codec: codecs::CodecType) -> Option<u64> {
     use codecs::*;
     Some(match codec {
         CODEC_TYPE_PCM_U8 | CODEC_TYPE_PCM_S8 => 1,
-        CODEC_TYPE_PCM_S16LE | CODEC_TYPE_PCM_S16BE | CODEC_TYPE_PCM_U16LE | CODEC_TYPE_PCM_U16BE => 2,
-        CODEC_TYPE_PCM_S24LE | CODEC_TYPE_PCM_S24BE | CODEC_TYPE_PCM_U24LE | CODEC_TYPE_PCM_U24BE => 3,
-        CODEC_TYPE_PCM_S32LE
-        | CODEC_TYPE_PCM_S32BE
-        | CODEC_TYPE_PCM_U32LE
-        | CODEC_TYPE_PCM_U32BE
-        | CODEC_TYPE_PCM_F32LE
-        | CODEC_TYPE_PCM_F32BE => 4,
+        CODEC_TYPE_PCM_S16LE | CODEC_TYPE_PCM_S16BE | CODEC_TYPE_PCM_U16LE
+        | CODEC_TYPE_PCM_U16BE => 2,
+        CODEC_TYPE_PCM_S24LE | CODEC_TYPE_PCM_S24BE | CODEC_TYPE_PCM_U24LE
+        | CODEC_TYPE_PCM_U24BE => 3,
+        CODEC_TYPE_PCM_S32LE | CODEC_TYPE_PCM_S32BE | CODEC_TYPE_PCM_U32LE
+        | CODEC_TYPE_PCM_U32BE | CODEC_TYPE_PCM_F32LE | CODEC_TYPE_PCM_F32BE => 4,
         CODEC_TYPE_PCM_F64LE | CODEC_TYPE_PCM_F64BE => 8,
         _ => return None,
     })
@@ -276,8 +290,10 @@ impl Source {
             .ok_or_else(|| bad(display, "no audio track"))?;
         let track_id = track.id;
         let params = track.codec_params.clone();
-        let sample_rate =
-            params.sample_rate.filter(|r| *r > 0).ok_or_else(|| bad(display, "no sample rate"))?;
+        let sample_rate = params
+            .sample_rate
+            .filter(|r| *r > 0)
+            .ok_or_else(|| bad(display, "no sample rate"))?;
         if !RATE_RANGE.contains(&sample_rate) {
             return Err(Error::Limit(format!(
                 "{display}: sample rate {sample_rate} Hz is outside {}..={} Hz",
@@ -288,7 +304,11 @@ impl Source {
         let mut src = Source {
             format,
             track_id,
-            info: StemInfo { channels: 0, sample_rate, frames: 0 },
+            info: StemInfo {
+                channels: 0,
+                sample_rate,
+                frames: 0,
+            },
             display: display.to_string(),
             params,
         };
@@ -309,7 +329,11 @@ impl Source {
             _ => {
                 let (c, n) = src.count_frames()?;
                 let mut again = Source::open_counted(path, display)?;
-                again.info = StemInfo { channels: c, sample_rate, frames: n };
+                again.info = StemInfo {
+                    channels: c,
+                    sample_rate,
+                    frames: n,
+                };
                 again.params.n_frames = Some(n);
                 src = again;
             }
@@ -332,7 +356,11 @@ impl Source {
             track_id: track.id,
             params: track.codec_params.clone(),
             format,
-            info: StemInfo { channels: 0, sample_rate: 0, frames: 0 },
+            info: StemInfo {
+                channels: 0,
+                sample_rate: 0,
+                frames: 0,
+            },
             display: display.to_string(),
         })
     }
@@ -364,8 +392,16 @@ impl Source {
 
     /// Compares the header's frame count with the bytes the file holds (PCM only).
     fn check_pcm_size(self, path: &Path, sample_bytes: u64) -> Result<Self> {
-        let file_len = std::fs::metadata(path).map_err(|e| Error::io(&self.display, e))?.len();
-        let Source { format, track_id, params, info, display } = self;
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| Error::io(&self.display, e))?
+            .len();
+        let Source {
+            format,
+            track_id,
+            params,
+            info,
+            display,
+        } = self;
         let mss = format.into_inner();
         let data_start = mss.pos();
         drop(mss);
@@ -374,13 +410,18 @@ impl Source {
         if held < info.frames {
             return Err(bad(
                 &display,
-                format_args!("truncated: header says {} frames, found {held}", info.frames),
+                format_args!(
+                    "truncated: header says {} frames, found {held}",
+                    info.frames
+                ),
             ));
         }
         // into_inner consumed the reader: open again, positioned at the data.
         let mut again = Source::open_counted(path, &display)?;
         if again.track_id != track_id || again.params.n_frames != params.n_frames {
-            return Err(Error::Internal(format!("{display}: file changed while reading")));
+            return Err(Error::Internal(format!(
+                "{display}: file changed while reading"
+            )));
         }
         again.info = info;
         Ok(again)
@@ -390,16 +431,15 @@ impl Source {
     fn count_frames(&mut self) -> Result<(usize, u64)> {
         let mut decoder = make_decoder(&self.params, &self.display)?;
         let (mut channels, mut n) = (0usize, 0u64);
-        loop {
-            let packet = match next_packet(&mut *self.format, &self.display, n)? {
-                Some(p) => p,
-                None => break,
-            };
+        while let Some(packet) = next_packet(&mut *self.format, &self.display, n)? {
             if packet.track_id() != self.track_id {
                 continue;
             }
             let buf = decoder.decode(&packet).map_err(|e| {
-                bad(&self.display, format_args!("corrupt data near frame {n} ({})", sym_msg(&e)))
+                bad(
+                    &self.display,
+                    format_args!("corrupt data near frame {n} ({})", sym_msg(&e)),
+                )
             })?;
             let c = buf.spec().channels.count();
             if buf.frames() == 0 {
@@ -409,10 +449,16 @@ impl Source {
                 self.check_channels(c)?;
                 channels = c;
             } else if c != channels {
-                return Err(bad(&self.display, format_args!("channel count changes near frame {n}")));
+                return Err(bad(
+                    &self.display,
+                    format_args!("channel count changes near frame {n}"),
+                ));
             }
             if buf.spec().rate != self.info.sample_rate {
-                return Err(bad(&self.display, format_args!("sample rate changes near frame {n}")));
+                return Err(bad(
+                    &self.display,
+                    format_args!("sample rate changes near frame {n}"),
+                ));
             }
             n += buf.frames() as u64;
             self.info.frames = n;
@@ -460,10 +506,14 @@ fn next_packet(
         // Symphonia signals the end of the stream with an UnexpectedEof I/O error; a
         // cut-off file looks the same, so the caller compares frame counts.
         Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-        Err(SymError::ResetRequired) => {
-            Err(bad(display, format_args!("stream changes format near frame {at} (unsupported)")))
-        }
-        Err(e) => Err(bad(display, format_args!("corrupt data near frame {at} ({})", sym_msg(&e)))),
+        Err(SymError::ResetRequired) => Err(bad(
+            display,
+            format_args!("stream changes format near frame {at} (unsupported)"),
+        )),
+        Err(e) => Err(bad(
+            display,
+            format_args!("corrupt data near frame {at} ({})", sym_msg(&e)),
+        )),
     }
 }
 
@@ -524,7 +574,10 @@ impl Cursor {
             if at != self.declared {
                 return Err(bad(
                     &self.display,
-                    format_args!("truncated: header says {} frames, found {at}", self.declared),
+                    format_args!(
+                        "truncated: header says {} frames, found {at}",
+                        self.declared
+                    ),
                 ));
             }
             self.ended = true;
@@ -536,7 +589,10 @@ impl Cursor {
             return Ok(());
         }
         let buf = self.decoder.decode(&packet).map_err(|e| {
-            bad(&self.display, format_args!("corrupt data near frame {at} ({})", sym_msg(&e)))
+            bad(
+                &self.display,
+                format_args!("corrupt data near frame {at} ({})", sym_msg(&e)),
+            )
         })?;
         let spec = *buf.spec();
         let frames = buf.frames();
@@ -548,13 +604,19 @@ impl Cursor {
                 ));
             }
             if spec.rate != self.rate {
-                return Err(bad(&self.display, format_args!("sample rate changes near frame {at}")));
+                return Err(bad(
+                    &self.display,
+                    format_args!("sample rate changes near frame {at}"),
+                ));
             }
         }
         if at + frames as u64 > self.declared {
             return Err(bad(
                 &self.display,
-                format_args!("header says {} frames, but the data holds more", self.declared),
+                format_args!(
+                    "header says {} frames, but the data holds more",
+                    self.declared
+                ),
             ));
         }
         self.pos = 0;
@@ -566,7 +628,12 @@ impl Cursor {
 /// Converts channel `ch`, frames `r`, of a decoded buffer into `dst` as f32 (integers
 /// as `i / 2^(bits-1)`, exact). Returns the index of the first non-finite sample, if any
 /// (only float sources can have one).
-fn convert(buf: &AudioBufferRef<'_>, ch: usize, r: std::ops::Range<usize>, dst: &mut [f32]) -> Option<usize> {
+fn convert(
+    buf: &AudioBufferRef<'_>,
+    ch: usize,
+    r: std::ops::Range<usize>,
+    dst: &mut [f32],
+) -> Option<usize> {
     fn map<T: Copy>(src: &[T], dst: &mut [f32], f: impl Fn(T) -> f32) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = f(*s);
@@ -579,12 +646,12 @@ fn convert(buf: &AudioBufferRef<'_>, ch: usize, r: std::ops::Range<usize>, dst: 
     match buf {
         AudioBufferRef::U8(b) => map(&b.chan(ch)[r], dst, |s| (f32::from(s) - 128.0) * S8),
         AudioBufferRef::U16(b) => map(&b.chan(ch)[r], dst, |s| (f32::from(s) - 32768.0) * S16),
-        AudioBufferRef::U24(b) => {
-            map(&b.chan(ch)[r], dst, |s| (s.inner() as f32 - 8_388_608.0) * S24)
-        }
-        AudioBufferRef::U32(b) => {
-            map(&b.chan(ch)[r], dst, |s| ((i64::from(s) - 2_147_483_648) as f32) * S32)
-        }
+        AudioBufferRef::U24(b) => map(&b.chan(ch)[r], dst, |s| {
+            (s.inner() as f32 - 8_388_608.0) * S24
+        }),
+        AudioBufferRef::U32(b) => map(&b.chan(ch)[r], dst, |s| {
+            ((i64::from(s) - 2_147_483_648) as f32) * S32
+        }),
         AudioBufferRef::S8(b) => map(&b.chan(ch)[r], dst, |s| f32::from(s) * S8),
         AudioBufferRef::S16(b) => map(&b.chan(ch)[r], dst, |s| f32::from(s) * S16),
         AudioBufferRef::S24(b) => map(&b.chan(ch)[r], dst, |s| s.inner() as f32 * S24),

@@ -17,19 +17,28 @@ use crate::{Error, Result};
 fn check_shape<T>(path: &Path, channels: &[&[T]], sample_rate: u32, bytes: u64) -> Result<usize> {
     let p = path.display();
     if channels.is_empty() || channels.len() > 8 {
-        return Err(Error::Internal(format!("{p}: cannot write {} channels", channels.len())));
+        return Err(Error::Internal(format!(
+            "{p}: cannot write {} channels",
+            channels.len()
+        )));
     }
     let n = channels[0].len();
     if channels.iter().any(|c| c.len() != n) {
-        return Err(Error::Internal(format!("{p}: channels of different lengths")));
+        return Err(Error::Internal(format!(
+            "{p}: channels of different lengths"
+        )));
     }
     if !(1..=768_000).contains(&sample_rate) {
-        return Err(Error::Internal(format!("{p}: sample rate {sample_rate} Hz")));
+        return Err(Error::Internal(format!(
+            "{p}: sample rate {sample_rate} Hz"
+        )));
     }
     // RIFF sizes are 32-bit.
     let data = n as u64 * channels.len() as u64 * bytes;
     if data > u64::from(u32::MAX) - 1024 {
-        return Err(Error::Limit(format!("{p}: {data} bytes of audio exceed the 4 GiB WAV limit")));
+        return Err(Error::Limit(format!(
+            "{p}: {data} bytes of audio exceed the 4 GiB WAV limit"
+        )));
     }
     Ok(n)
 }
@@ -132,7 +141,11 @@ impl Source for PlanarSource<'_> {
     fn sample_rate(&self) -> usize {
         self.rate
     }
-    fn read_samples<F: Fill>(&mut self, block_size: usize, dest: &mut F) -> Result<usize, SourceError> {
+    fn read_samples<F: Fill>(
+        &mut self,
+        block_size: usize,
+        dest: &mut F,
+    ) -> Result<usize, SourceError> {
         let n = self.channels[0].len();
         let k = block_size.min(n - self.pos);
         self.scratch.clear();
@@ -160,7 +173,11 @@ pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16)
             path.display()
         )));
     }
-    let config = flacenc::config::Encoder::default()
+    let mut config = flacenc::config::Encoder::default();
+    // flacenc 0.5.1's fixed-predictor subframes come out corrupt (and slowly) for some
+    // 24-bit signals (a full-scale sine after noise); LPC covers the same ground.
+    config.subframe_coding.use_fixed = false;
+    let config = config
         .into_verified()
         .map_err(|(_, e)| Error::Internal(format!("flac config: {e}")))?;
     let block = config.block_size;
@@ -184,8 +201,87 @@ pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16)
     stream
         .write(&mut sink)
         .map_err(|e| Error::Internal(format!("{}: flac writer: {e:?}", path.display())))?;
+    // The encoder has had bugs: decode what it made and compare before writing.
+    verify_flac(path, sink.as_slice(), channels, bits)?;
     let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
     let mut w = BufWriter::new(file);
-    w.write_all(sink.as_slice()).map_err(|e| Error::io(path.display(), e))?;
+    w.write_all(sink.as_slice())
+        .map_err(|e| Error::io(path.display(), e))?;
     w.flush().map_err(|e| Error::io(path.display(), e))
+}
+
+/// Decodes an encoded FLAC stream with symphonia and checks it is bit-exact.
+fn verify_flac(path: &Path, bytes: &[u8], channels: &[&[i32]], bits: u16) -> Result<()> {
+    use symphonia::core::audio::{AudioBufferRef, Signal};
+    use symphonia::core::codecs::DecoderOptions;
+    use symphonia::core::formats::FormatOptions;
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    use symphonia::core::probe::Hint;
+
+    let fail = |what: String| {
+        Error::Internal(format!(
+            "{}: FLAC self-check failed: {what}",
+            path.display()
+        ))
+    };
+    let mss = MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        Default::default(),
+    );
+    let mut format = symphonia::default::get_probe()
+        .format(
+            &Hint::new(),
+            mss,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| fail(e.to_string()))?
+        .format;
+    let params = format
+        .tracks()
+        .first()
+        .ok_or_else(|| fail("no track".into()))?
+        .codec_params
+        .clone();
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&params, &DecoderOptions::default())
+        .map_err(|e| fail(e.to_string()))?;
+    let shift = 32 - u32::from(bits);
+    let n = channels[0].len();
+    let mut at = 0usize;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            Err(symphonia::core::errors::Error::IoError(e))
+                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                break;
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let AudioBufferRef::S32(buf) = decoder.decode(&packet).map_err(|e| fail(e.to_string()))?
+        else {
+            return Err(fail("unexpected sample format".into()));
+        };
+        let k = buf.frames();
+        if at + k > n {
+            return Err(fail(format!("more than {n} frames")));
+        }
+        for (ch, want) in channels.iter().enumerate() {
+            let got = buf.chan(ch);
+            if got
+                .iter()
+                .zip(&want[at..at + k])
+                .any(|(g, w)| g >> shift != *w)
+            {
+                return Err(fail(format!("samples differ in frames {at}..{}", at + k)));
+            }
+        }
+        at += k;
+    }
+    if at != n {
+        return Err(fail(format!("decoded {at} of {n} frames")));
+    }
+    Ok(())
 }

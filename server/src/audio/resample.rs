@@ -179,7 +179,9 @@ impl StreamResampler {
                 self.run_chunk()?;
                 continue;
             }
-            let space = out.first_mut().map_or(0, |o| o.as_mut().len().saturating_sub(at));
+            let space = out
+                .first_mut()
+                .map_or(0, |o| o.as_mut().len().saturating_sub(at));
             let n = (self.out_len - self.out_pos)
                 .min(space)
                 .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
@@ -203,7 +205,9 @@ pub fn resample(channels: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32
     }
     let n = channels[0].len();
     if channels.iter().any(|c| c.len() != n) {
-        return Err(Error::Internal("resample: channels of different lengths".into()));
+        return Err(Error::Internal(
+            "resample: channels of different lengths".into(),
+        ));
     }
     let mut rs = StreamResampler::new(from, to, channels.len(), n as u64)?;
     let total = usize::try_from(rs.remaining())
@@ -236,6 +240,7 @@ pub fn resample(channels: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -259,11 +264,21 @@ mod tests {
 
     #[test]
     fn lengths_are_exact() {
-        for (from, to) in [(44100, 48000), (48000, 44100), (96000, 48000), (8000, 44100), (44100, 44101)] {
+        for (from, to) in [
+            (44100, 48000),
+            (48000, 44100),
+            (96000, 48000),
+            (8000, 44100),
+            (44100, 44101),
+        ] {
             for n in [0usize, 1, 7, 1000, 12345] {
                 let x = vec![vec![0.5f32; n]; 2];
                 let y = resample(&x, from, to).unwrap();
-                assert_eq!(y[0].len() as u64, output_len(n as u64, from, to), "{from}->{to} n={n}");
+                assert_eq!(
+                    y[0].len() as u64,
+                    output_len(n as u64, from, to),
+                    "{from}->{to} n={n}"
+                );
                 assert_eq!(y[1].len(), y[0].len());
             }
         }
@@ -274,7 +289,12 @@ mod tests {
     #[test]
     fn passband_flat_and_stopband_rejected() {
         // Passband: 0.9 of the lower Nyquist within 0.1 dB; stopband: beyond the new Nyquist ≥ 90 dB.
-        for (from, to) in [(44100u32, 48000u32), (48000, 44100), (96000, 48000), (32000, 44100)] {
+        for (from, to) in [
+            (44100u32, 48000u32),
+            (48000, 44100),
+            (96000, 48000),
+            (32000, 44100),
+        ] {
             let lo = f64::from(from.min(to)) / 2.0;
             let n = from as usize; // 1 s
             for f in [100.0, 1000.0, 0.5 * lo, 0.9 * lo] {

@@ -294,11 +294,6 @@ impl Upols {
         }
     }
 
-    /// Partitions per filter.
-    pub(crate) fn parts(&self) -> usize {
-        self.parts
-    }
-
     /// Processes one block: `inputs[i]` and `outputs[o]` are `block` samples each.
     pub(crate) fn process(&mut self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let (block, bins, parts) = (self.block, self.bins, self.parts);

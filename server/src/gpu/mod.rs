@@ -64,6 +64,8 @@ pub struct GpuContext {
     /// Submissions left before an injected failure (0: none pending).
     fail_countdown: AtomicU64,
     lost: Arc<AtomicBool>,
+    /// Test override of the storage binding limit (0: the adapter's).
+    binding_override: AtomicU64,
 }
 
 /// IR spectra on the device, by (content hash, block length, chunk length).
@@ -226,6 +228,7 @@ impl GpuContext {
             ir_cache: Mutex::new(IrCache::default()),
             fail_countdown: AtomicU64::new(0),
             lost,
+            binding_override: AtomicU64::new(0),
         }))
     }
 
@@ -267,9 +270,20 @@ impl GpuContext {
 
     /// The largest storage binding in bytes.
     pub(crate) fn max_binding(&self) -> u64 {
-        self.limits
+        let adapter = self
+            .limits
             .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+            .min(self.limits.max_buffer_size);
+        match self.binding_override.load(Ordering::SeqCst) {
+            0 => adapter,
+            o => o.min(adapter),
+        }
+    }
+
+    /// Test hook: pretend the storage binding limit is `bytes`, so that tests reach
+    /// the code that splits work across bindings (affects banks made afterwards).
+    pub fn limit_binding_for_tests(&self, bytes: u64) {
+        self.binding_override.store(bytes, Ordering::SeqCst);
     }
 
     /// The largest complex FFT length [`GpuContext::fft_batch`] takes in one binding.

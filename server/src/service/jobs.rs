@@ -543,12 +543,12 @@ impl Jobs {
         }
         let mut sched = lock(&self.sched);
         let queued = sched.queues.get(project).map_or(0, VecDeque::len);
-        if let Some(max) = self.limits.get(project).and_then(|l| l.1) {
-            if queued >= max {
-                return Err(Status::resource_exhausted(format!(
-                    "project {project:?} already has {queued} queued jobs (max_queued_jobs = {max})"
-                )));
-            }
+        if let Some(max) = self.limits.get(project).and_then(|l| l.1)
+            && queued >= max
+        {
+            return Err(Status::resource_exhausted(format!(
+                "project {project:?} already has {queued} queued jobs (max_queued_jobs = {max})"
+            )));
         }
         let submitted_unix_ms = now_ms();
         let id = format!(
@@ -675,7 +675,7 @@ impl Jobs {
                         }
                         false
                     }
-                    r = closing.wait_for(|c| *c) => r.is_ok(),
+                    _ = closing.wait_for(|c| *c) => true,
                 };
                 if closed {
                     let _ = tx

@@ -127,10 +127,8 @@ impl StemStore for StemStoreService {
             // A client that vanishes makes this an error (or tonic drops the whole
             // future): either way `tmp` is removed on the way out.
             chunk = stream.message().await?;
-            if let Some(next) = &chunk {
-                if next.header.is_some() {
-                    return Err(bad(format!("{name}: upload: a header after the first chunk")));
-                }
+            if chunk.as_ref().is_some_and(|next| next.header.is_some()) {
+                return Err(bad(format!("{name}: upload: a header after the first chunk")));
             }
         }
         file.flush().await.map_err(|e| io_status(&tmp.path, e))?;
