@@ -46,7 +46,14 @@ async fn dispatch(cli: Cli) -> Result<()> {
             rep.note(&format!("demo song written to {}", session.display()));
             render(&cli, &session, out, &rep).await
         }
-        Command::Master { input, out, target_lufs, ceiling_dbtp, bit_depth, sample_rate } => {
+        Command::Master {
+            input,
+            out,
+            target_lufs,
+            ceiling_dbtp,
+            bit_depth,
+            sample_rate,
+        } => {
             let d = bounce_proto::v1::Deliverable {
                 name: "master".into(),
                 target_lufs: Some(*target_lufs),
@@ -64,12 +71,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
             bail!("{}: bounce album is not implemented yet", album.display())
         }
         Command::Attach { job, out } => {
-            std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("{}: cannot create", out.display()))?;
             let conn = connect(&cli).await?;
             let result = async {
                 let stream = conn
                     .render()
-                    .attach(AttachRequest { job_id: job.clone() })
+                    .attach(AttachRequest {
+                        job_id: job.clone(),
+                    })
                     .await
                     .map_err(status_error)?
                     .into_inner();
@@ -82,11 +92,19 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Cancel { job } => {
             let conn = connect(&cli).await?;
-            let result = conn.render().cancel(CancelRequest { job_id: job.clone() }).await;
+            let result = conn
+                .render()
+                .cancel(CancelRequest {
+                    job_id: job.clone(),
+                })
+                .await;
             conn.close(None).await?;
             let r = result.map_err(status_error)?.into_inner();
             if cli.json {
-                println!("{}", json!({"id": job, "cancelled": r.cancelled, "state": r.state}));
+                println!(
+                    "{}",
+                    json!({"id": job, "cancelled": r.cancelled, "state": r.state})
+                );
             } else if r.cancelled {
                 println!("job {job}: cancel requested (was {})", r.state);
             } else {
@@ -160,7 +178,10 @@ async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> R
         rep.status("submitting");
         let stream = conn
             .render()
-            .submit(SubmitRequest { session: Some(session::to_proto(&session)), backend: 0 })
+            .submit(SubmitRequest {
+                session: Some(session::to_proto(&session)),
+                backend: 0,
+            })
             .await
             .map_err(status_error)?
             .into_inner();
@@ -186,11 +207,16 @@ async fn master(
         bail!("{}: not a file", input.display());
     }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("{}: cannot create", parent.display()))?;
     }
     let name = input.display().to_string();
     let hash = hash_file(input.to_path_buf()).await?;
-    let stem = LocalStem { hash: hash.clone(), path: input.to_path_buf(), name: name.clone() };
+    let stem = LocalStem {
+        hash: hash.clone(),
+        path: input.to_path_buf(),
+        name: name.clone(),
+    };
     let conn = connect(cli).await?;
     let result = async {
         upload_missing(&conn, std::slice::from_ref(&stem), rep).await?;
@@ -233,7 +259,11 @@ fn finished(outcome: &Outcome, rep: &Reporter, json: bool) {
         }
     }
     if std::io::stderr().is_terminal() {
-        let files: Vec<String> = outcome.written.iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = outcome
+            .written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         rep.finish();
         eprintln!("job {} done: {}", outcome.job_id, files.join(", "));
     }
@@ -271,11 +301,12 @@ fn collect_warnings(v: &serde_json::Value, out: &mut Vec<String>) {
 async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     let mut by_path: HashMap<PathBuf, String> = HashMap::new();
     let mut stems: Vec<LocalStem> = Vec::new();
-    let refs = session
-        .tracks
-        .iter_mut()
-        .map(|t| &mut t.file)
-        .chain(session.buses.iter_mut().filter_map(|b| b.reverb.as_mut().map(|r| &mut r.ir)));
+    let refs = session.tracks.iter_mut().map(|t| &mut t.file).chain(
+        session
+            .buses
+            .iter_mut()
+            .filter_map(|b| b.reverb.as_mut().map(|r| &mut r.ir)),
+    );
     for stem in refs {
         let path = stem
             .path
@@ -288,7 +319,11 @@ async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
                 let h = hash_file(path.clone()).await?;
                 by_path.insert(key, h.clone());
                 if !stems.iter().any(|s| s.hash == h) {
-                    stems.push(LocalStem { hash: h.clone(), path: path.clone(), name: stem.name.clone() });
+                    stems.push(LocalStem {
+                        hash: h.clone(),
+                        path: path.clone(),
+                        name: stem.name.clone(),
+                    });
                 }
                 h
             }
@@ -339,7 +374,11 @@ async fn upload(conn: &Conn, stem: &LocalStem) -> Result<()> {
         .len();
     let (tx, rx) = tokio::sync::mpsc::channel::<UploadChunk>(4);
     let path = stem.path.clone();
-    let mut header = Some(UploadHeader { blake3: stem.hash.clone(), size, name: stem.name.clone() });
+    let mut header = Some(UploadHeader {
+        blake3: stem.hash.clone(),
+        size,
+        name: stem.name.clone(),
+    });
     let reader = tokio::spawn(async move {
         let mut file = tokio::fs::File::open(&path).await?;
         loop {
@@ -356,7 +395,10 @@ async fn upload(conn: &Conn, stem: &LocalStem) -> Result<()> {
             if filled == 0 && header.is_none() {
                 break;
             }
-            let chunk = UploadChunk { header: header.take(), data: buf };
+            let chunk = UploadChunk {
+                header: header.take(),
+                data: buf,
+            };
             if tx.send(chunk).await.is_err() || filled < UPLOAD_CHUNK {
                 break; // the server stopped listening, or that was the end
             }
@@ -375,7 +417,12 @@ async fn upload(conn: &Conn, stem: &LocalStem) -> Result<()> {
 
 /// wav or flac, from OUT's extension.
 fn format_of(out: &Path) -> Result<&'static str> {
-    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+    match out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("wav") => Ok("wav"),
         Some("flac") => Ok("flac"),
         _ => bail!("{}: --out must end in .wav or .flac", out.display()),
@@ -385,7 +432,8 @@ fn format_of(out: &Path) -> Result<&'static str> {
 /// `analyze`: local, no server.
 fn analyze(audio: &Path, json: bool) -> Result<()> {
     let display = audio.display().to_string();
-    let buf = bounce_server::audio::decode::read_all(audio, &display).map_err(|e| anyhow!("{e}"))?;
+    let buf =
+        bounce_server::audio::decode::read_all(audio, &display).map_err(|e| anyhow!("{e}"))?;
     let report = bounce_server::master::analyze(&buf.channels, buf.sample_rate, &display)
         .map_err(|e| anyhow!("{e}"))?;
     let value = serde_json::to_value(&report).context("report")?;
@@ -428,7 +476,10 @@ fn print_table(v: &serde_json::Value) {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Array(list) => list
                 .iter()
-                .map(|x| x.as_f64().map_or_else(|| x.to_string(), |f| format!("{f:.6}")))
+                .map(|x| {
+                    x.as_f64()
+                        .map_or_else(|| x.to_string(), |f| format!("{f:.6}"))
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             other => other.to_string(),

@@ -59,7 +59,12 @@ impl Conn {
         match server {
             Some(url) => {
                 let channel = connect(url).await?;
-                Ok(Conn { channel, token, embedded: None, url: url.to_string() })
+                Ok(Conn {
+                    channel,
+                    token,
+                    embedded: None,
+                    url: url.to_string(),
+                })
             }
             None => {
                 let data_dir = cache_dir();
@@ -76,7 +81,12 @@ impl Conn {
                     .map_err(|e| anyhow!("embedded server ({}): {e}", data_dir.display()))?;
                 let url = format!("http://{addr}");
                 let channel = connect(&url).await?;
-                Ok(Conn { channel, token, embedded: Some(Embedded { handle, data_dir }), url })
+                Ok(Conn {
+                    channel,
+                    token,
+                    embedded: Some(Embedded { handle, data_dir }),
+                    url,
+                })
             }
         }
     }
@@ -102,7 +112,10 @@ impl Conn {
     pub async fn close(self, forget_job: Option<&str>) -> Result<()> {
         if let Some(e) = self.embedded {
             drop(self.channel);
-            e.handle.shutdown().await.map_err(|e| anyhow!("embedded server: {e}"))?;
+            e.handle
+                .shutdown()
+                .await
+                .map_err(|e| anyhow!("embedded server: {e}"))?;
             if let Some(id) = forget_job {
                 if !id.is_empty() && !id.contains(['/', '\\', '.']) {
                     let _ = std::fs::remove_dir_all(e.data_dir.join("jobs").join(id));
@@ -125,8 +138,9 @@ fn cache_dir() -> PathBuf {
 }
 
 async fn connect(url: &str) -> Result<Channel> {
-    let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|_| anyhow!("--server {url:?}: not a URL (expected http://HOST:PORT or https://HOST:PORT)"))?;
+    let mut endpoint = Endpoint::from_shared(url.to_string()).map_err(|_| {
+        anyhow!("--server {url:?}: not a URL (expected http://HOST:PORT or https://HOST:PORT)")
+    })?;
     if url.starts_with("https://") {
         let mut tls = ClientTlsConfig::new().with_native_roots();
         // A private CA (a studio's own certificate), as a PEM file.

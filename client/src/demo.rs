@@ -23,12 +23,12 @@ tail_s = 2.0
 [[track]]
 name = "Drums"
 file = "stems/drums.wav"
-gain_db = -1.0
+gain_db = -3.0
 eq = [
   { type = "highpass", freq = 35.0, q = 0.707 },
   { type = "peak", freq = 4000.0, gain_db = 2.0, q = 1.0 },
 ]
-compressor = { threshold_db = -16.0, ratio = 4.0, attack_ms = 5.0, release_ms = 80.0, knee_db = 6.0, makeup_db = 2.0 }
+compressor = { threshold_db = -20.0, ratio = 4.0, attack_ms = 1.0, release_ms = 80.0, knee_db = 6.0, makeup_db = 2.0 }
 sends = [ { bus = "Room", level_db = -14.0 } ]
 tags = ["drums"]
 
@@ -42,7 +42,7 @@ compressor = { threshold_db = -20.0, ratio = 3.0, attack_ms = 15.0, release_ms =
 [[track]]
 name = "Chords"
 file = "stems/chords.wav"
-gain_db = -6.0
+gain_db = -3.0
 pan = -0.2
 eq = [ { type = "highpass", freq = 180.0 }, { type = "highshelf", freq = 8000.0, gain_db = -2.0 } ]
 sends = [ { bus = "Room", level_db = -8.0 } ]
@@ -50,7 +50,7 @@ sends = [ { bus = "Room", level_db = -8.0 } ]
 [[track]]
 name = "Lead"
 file = "stems/lead.wav"
-gain_db = -5.0
+gain_db = -3.0
 pan = 0.3
 eq = [ { type = "peak", freq = 2500.0, gain_db = 1.5, q = 0.8 }, { type = "notch", freq = 6000.0, q = 4.0 } ]
 compressor = { threshold_db = -22.0, ratio = 2.5, attack_ms = 10.0, release_ms = 120.0 }
@@ -83,8 +83,8 @@ format = "wav"
 
 [[deliverable]]
 name = "cd"
+target_lufs = -14.0
 ceiling_dbtp = -1.0
-target_lufs = -12.0
 sample_rate = 44100
 bit_depth = 16
 format = "flac"
@@ -147,7 +147,7 @@ fn drums(len: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
                 let t = i as f64 / sr;
                 let f = 45.0 + 110.0 * (-t * 30.0).exp();
                 phase += 2.0 * PI * f / sr;
-                let v = 0.8 * phase.sin() * (-t * 9.0).exp();
+                let v = 0.55 * phase.sin() * (-t * 9.0).exp();
                 add(&mut l, start + i, v);
                 add(&mut r, start + i, v);
             }

@@ -117,7 +117,11 @@ struct Partial {
 }
 
 /// Follows `stream` to the job's end, writing files into `dest`.
-pub async fn follow(mut stream: Streaming<JobEvent>, dest: &Dest, rep: &Reporter) -> Result<Outcome> {
+pub async fn follow(
+    mut stream: Streaming<JobEvent>,
+    dest: &Dest,
+    rep: &Reporter,
+) -> Result<Outcome> {
     let mut outcome = Outcome::default();
     let mut partial: HashMap<String, Partial> = HashMap::new();
     let result = async {
@@ -178,6 +182,9 @@ pub async fn follow(mut stream: Streaming<JobEvent>, dest: &Dest, rep: &Reporter
                 }
                 Some(Event::Error(e)) => {
                     rep.json(json!({"event": "error", "id": outcome.job_id, "message": e.message, "code": e.code}));
+                    if e.code == "CANCELLED" {
+                        bail!("job {} was cancelled", outcome.job_id);
+                    }
                     bail!("{}", e.message);
                 }
                 Some(Event::Log(l)) => {
@@ -214,7 +221,10 @@ fn receive(
     chunk: FileChunk,
 ) -> Result<Option<(PathBuf, u64)>> {
     if !safe_name(&chunk.name) {
-        bail!("the server sent a file named {:?}: refused (not a plain file name)", chunk.name);
+        bail!(
+            "the server sent a file named {:?}: refused (not a plain file name)",
+            chunk.name
+        );
     }
     let Some(dest_path) = dest.path_for(&chunk.name) else {
         return Ok(None);
@@ -222,13 +232,30 @@ fn receive(
     if chunk.offset == 0 && !partial.contains_key(&chunk.name) {
         let part = part_path(&dest_path);
         let file = File::create(&part).with_context(|| part.display().to_string())?;
-        partial.insert(chunk.name.clone(), Partial { file, part, dest: dest_path, written: 0 });
+        partial.insert(
+            chunk.name.clone(),
+            Partial {
+                file,
+                part,
+                dest: dest_path,
+                written: 0,
+            },
+        );
     }
     let Some(p) = partial.get_mut(&chunk.name) else {
-        bail!("{}: the server sent a chunk at offset {} of a file never started", chunk.name, chunk.offset);
+        bail!(
+            "{}: the server sent a chunk at offset {} of a file never started",
+            chunk.name,
+            chunk.offset
+        );
     };
     if chunk.offset != p.written {
-        bail!("{}: chunk at offset {} but {} bytes written so far", chunk.name, chunk.offset, p.written);
+        bail!(
+            "{}: chunk at offset {} but {} bytes written so far",
+            chunk.name,
+            chunk.offset,
+            p.written
+        );
     }
     p.file
         .write_all(&chunk.data)
@@ -242,16 +269,26 @@ fn receive(
     };
     if chunk.total_size != 0 && p.written != chunk.total_size {
         let _ = std::fs::remove_file(&p.part);
-        bail!("{}: received {} bytes of {}", chunk.name, p.written, chunk.total_size);
+        bail!(
+            "{}: received {} bytes of {}",
+            chunk.name,
+            p.written,
+            chunk.total_size
+        );
     }
-    p.file.sync_all().with_context(|| p.part.display().to_string())?;
+    p.file
+        .sync_all()
+        .with_context(|| p.part.display().to_string())?;
     drop(p.file);
     std::fs::rename(&p.part, &p.dest).with_context(|| p.dest.display().to_string())?;
     Ok(Some((p.dest, p.written)))
 }
 
 fn part_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".part");
     dest.with_file_name(name)
 }

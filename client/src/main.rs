@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             .map(|s| (*s).to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         eprintln!("bounce: internal error{at}: {}", msg.replace('\n', " "));
     }));
     let cli = bounce_client::Cli::parse();

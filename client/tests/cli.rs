@@ -70,7 +70,12 @@ fn a_bad_session_field_is_one_line_naming_file_and_field() {
     let session = dir.path().join("song.toml");
     let out_dir = dir.path().join("out");
     let out = bounce(
-        &["render", session.to_str().unwrap(), "--out", out_dir.to_str().unwrap()],
+        &[
+            "render",
+            session.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
         cache.path(),
     );
     assert_one_line_error(&out, &["song.toml", "gain_db", "Kick"]);
@@ -82,16 +87,25 @@ fn an_unknown_key_and_a_missing_stem_are_one_line_each() {
     let cache = tempfile::tempdir().unwrap();
     let dir = song("gian_db = 1.0");
     let session = dir.path().join("song.toml");
-    let out = bounce(&["render", session.to_str().unwrap(), "--out", "unused"], cache.path());
+    let out = bounce(
+        &["render", session.to_str().unwrap(), "--out", "unused"],
+        cache.path(),
+    );
     assert_one_line_error(&out, &["song.toml", "gian_db"]);
 
     let dir = song("");
     std::fs::remove_file(dir.path().join("stems/kick.wav")).unwrap();
     let session = dir.path().join("song.toml");
-    let out = bounce(&["render", session.to_str().unwrap(), "--out", "unused"], cache.path());
+    let out = bounce(
+        &["render", session.to_str().unwrap(), "--out", "unused"],
+        cache.path(),
+    );
     assert_one_line_error(&out, &["song.toml", "kick.wav"]);
 
-    let out = bounce(&["render", "/no/such/song.toml", "--out", "unused"], cache.path());
+    let out = bounce(
+        &["render", "/no/such/song.toml", "--out", "unused"],
+        cache.path(),
+    );
     assert_one_line_error(&out, &["song.toml"]);
 }
 
@@ -131,7 +145,9 @@ fn render_json_through_the_embedded_server_starts_with_accepted() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
         .collect();
-    let first = events.first().unwrap_or_else(|| panic!("no events; stderr: {stderr}"));
+    let first = events
+        .first()
+        .unwrap_or_else(|| panic!("no events; stderr: {stderr}"));
     assert_eq!(first["event"], "accepted");
     assert!(first["id"].as_str().is_some_and(|id| !id.is_empty()));
     let last = events.last().unwrap();
@@ -183,14 +199,21 @@ fn start_bounced(bin: &Path) -> Daemon {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("bounced ended before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("bounced ended before listening")
+            .unwrap();
         if let Some(rest) = line.strip_prefix("bounced listening on ") {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
     // Keep draining its stderr so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Daemon { child, url: format!("http://{addr}"), _data: data }
+    Daemon {
+        child,
+        url: format!("http://{addr}"),
+        _data: data,
+    }
 }
 
 #[test]
@@ -202,7 +225,11 @@ fn jobs_json_against_bounced_is_an_array() {
     let daemon = start_bounced(&bin);
     let cache = tempfile::tempdir().unwrap();
     let out = bounce(&["jobs", "--json", "--server", &daemon.url], cache.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, serde_json::json!([]));
 
@@ -223,8 +250,12 @@ fn jobs_json_against_bounced_is_an_array() {
         cache.path(),
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap_or("null")).unwrap();
-    let id = first["id"].as_str().unwrap_or_else(|| panic!("no id: {stdout}")).to_string();
+    let first: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().unwrap_or("null")).unwrap();
+    let id = first["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {stdout}"))
+        .to_string();
     let out = bounce(&["jobs", "--json", "--server", &daemon.url], cache.path());
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

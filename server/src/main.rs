@@ -53,10 +53,13 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,flacenc=warn")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bounced: cannot start the runtime: {e}");
@@ -84,7 +87,10 @@ async fn run(args: Args) -> bounce_server::Result<()> {
     cfg.max_concurrent_jobs = usize::from(args.jobs);
     let tls = cfg.tls.is_some();
     let (addr, mut handle) = service::spawn(cfg).await?;
-    eprintln!("bounced listening on {addr}{}", if tls { " (tls)" } else { "" });
+    eprintln!(
+        "bounced listening on {addr}{}",
+        if tls { " (tls)" } else { "" }
+    );
     let stopped = tokio::select! {
         r = handle.wait() => Some(r),
         _ = shutdown_signal() => None,

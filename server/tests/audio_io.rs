@@ -180,6 +180,22 @@ fn wav_float_round_trips_are_exact() {
     let refs: Vec<&[f32]> = ch.iter().map(|c| c.as_slice()).collect();
     write_wav_f32(&p2, &refs, 48000).unwrap();
     assert_eq!(read_all(&p2, "ours.wav").unwrap().channels, ch);
+    let mut rd = hound::WavReader::open(&p2).unwrap();
+    assert_eq!(rd.spec().sample_format, hound::SampleFormat::Float);
+    let inter: Vec<f32> = rd.samples::<f32>().map(|s| s.unwrap()).collect();
+    assert_eq!(inter.len(), 2 * ch[0].len());
+    assert!(
+        inter
+            .iter()
+            .enumerate()
+            .all(|(i, s)| *s == ch[i % 2][i / 2])
+    );
+    // Six channels (hound's header becomes WAVE_FORMAT_EXTENSIBLE).
+    let six: Vec<Vec<f32>> = (0..6).map(|c| vec![c as f32 * 0.1; 100]).collect();
+    let refs: Vec<&[f32]> = six.iter().map(|c| c.as_slice()).collect();
+    write_wav_f32(&p2, &refs, 96000).unwrap();
+    let got = read_all(&p2, "six.wav").unwrap();
+    assert_eq!((got.sample_rate, got.channels), (96000, six));
 
     // 64-bit float: converted to the nearest f32.
     let ch64: Vec<Vec<f64>> = vec![(0..3000).map(|_| r.random_range(-1.0..1.0)).collect()];

@@ -1,5 +1,6 @@
 //! The gRPC service in process: `service::spawn` on 127.0.0.1:0 with a temporary
 //! store, talked to with tonic clients exactly as `bounce` does.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,11 @@ async fn start_in(dir: tempfile::TempDir, tokens: Option<PathBuf>) -> Server {
     cfg.backend = BackendChoice::Cpu;
     cfg.tokens = tokens;
     let (addr, handle) = service::spawn(cfg).await.unwrap();
-    Server { url: format!("http://{addr}"), handle: Some(handle), dir }
+    Server {
+        url: format!("http://{addr}"),
+        handle: Some(handle),
+        dir,
+    }
 }
 
 async fn start() -> Server {
@@ -44,7 +49,11 @@ async fn start() -> Server {
 }
 
 async fn channel(s: &Server) -> Channel {
-    Channel::from_shared(s.url.clone()).unwrap().connect().await.unwrap()
+    Channel::from_shared(s.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 /// A 0.1 s mono 16-bit WAV of a 440 Hz sine, in memory.
@@ -78,13 +87,22 @@ fn hash(data: &[u8]) -> String {
 
 fn chunks(header_hash: &str, name: &str, data: &[u8], size: u64) -> Vec<UploadChunk> {
     let mut out = Vec::new();
-    let mut header =
-        Some(UploadHeader { blake3: header_hash.to_string(), size, name: name.to_string() });
+    let mut header = Some(UploadHeader {
+        blake3: header_hash.to_string(),
+        size,
+        name: name.to_string(),
+    });
     for part in data.chunks(64 << 10) {
-        out.push(UploadChunk { header: header.take(), data: part.to_vec() });
+        out.push(UploadChunk {
+            header: header.take(),
+            data: part.to_vec(),
+        });
     }
     if out.is_empty() {
-        out.push(UploadChunk { header: header.take(), data: Vec::new() });
+        out.push(UploadChunk {
+            header: header.take(),
+            data: Vec::new(),
+        });
     }
     out
 }
@@ -92,7 +110,12 @@ fn chunks(header_hash: &str, name: &str, data: &[u8], size: u64) -> Vec<UploadCh
 async fn upload(store: &mut StemStoreClient<Channel>, name: &str, data: &[u8]) -> String {
     let h = hash(data);
     let resp = store
-        .upload(tokio_stream::iter(chunks(&h, name, data, data.len() as u64)))
+        .upload(tokio_stream::iter(chunks(
+            &h,
+            name,
+            data,
+            data.len() as u64,
+        )))
         .await
         .unwrap()
         .into_inner();
@@ -114,7 +137,10 @@ fn session(stem_hash: &str, gain_db: f64) -> v1::Session {
         tail_s: 0.1,
         tracks: vec![v1::Track {
             name: "Kick".into(),
-            stem: Some(Stem { blake3: stem_hash.into(), name: "kick.wav".into() }),
+            stem: Some(Stem {
+                blake3: stem_hash.into(),
+                name: "kick.wav".into(),
+            }),
             gain_db,
             output: "master".into(),
             ..Default::default()
@@ -132,7 +158,9 @@ async fn upload_then_missing_is_empty_and_the_store_holds_the_bytes() {
     let h = hash(&data);
     let other = hash(b"never uploaded");
     let missing = store
-        .missing(MissingRequest { blake3: vec![h.clone(), other.clone(), h.clone()] })
+        .missing(MissingRequest {
+            blake3: vec![h.clone(), other.clone(), h.clone()],
+        })
         .await
         .unwrap()
         .into_inner()
@@ -140,20 +168,27 @@ async fn upload_then_missing_is_empty_and_the_store_holds_the_bytes() {
     assert_eq!(missing, vec![h.clone(), other.clone()]);
     upload(&mut store, "a.wav", &data).await;
     let missing = store
-        .missing(MissingRequest { blake3: vec![h.clone(), other.clone()] })
+        .missing(MissingRequest {
+            blake3: vec![h.clone(), other.clone()],
+        })
         .await
         .unwrap()
         .into_inner()
         .blake3;
     assert_eq!(missing, vec![other]);
-    assert_eq!(std::fs::read(s.data().join("stems").join(&h)).unwrap(), data);
+    assert_eq!(
+        std::fs::read(s.data().join("stems").join(&h)).unwrap(),
+        data
+    );
     // A second upload of the same bytes is fine.
     upload(&mut store, "a-again.wav", &data).await;
     assert!(dir_entries(&s.data().join("tmp")).is_empty());
 
     // A path-like "hash" is refused, never turned into a path.
     let err = store
-        .missing(MissingRequest { blake3: vec!["../../etc/passwd".into()] })
+        .missing(MissingRequest {
+            blake3: vec!["../../etc/passwd".into()],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -166,7 +201,12 @@ async fn a_hash_or_size_mismatch_is_rejected_and_nothing_is_stored() {
     let data = random_bytes(2, 200_000);
     let claimed = hash(b"something else");
     let err = store
-        .upload(tokio_stream::iter(chunks(&claimed, "liar.wav", &data, data.len() as u64)))
+        .upload(tokio_stream::iter(chunks(
+            &claimed,
+            "liar.wav",
+            &data,
+            data.len() as u64,
+        )))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -177,12 +217,22 @@ async fn a_hash_or_size_mismatch_is_rejected_and_nothing_is_stored() {
     // Right hash, wrong size in the header.
     let h = hash(&data);
     let err = store
-        .upload(tokio_stream::iter(chunks(&h, "short.wav", &data, data.len() as u64 + 10)))
+        .upload(tokio_stream::iter(chunks(
+            &h,
+            "short.wav",
+            &data,
+            data.len() as u64 + 10,
+        )))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let err = store
-        .upload(tokio_stream::iter(chunks(&h, "long.wav", &data, data.len() as u64 - 10)))
+        .upload(tokio_stream::iter(chunks(
+            &h,
+            "long.wav",
+            &data,
+            data.len() as u64 - 10,
+        )))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -191,7 +241,10 @@ async fn a_hash_or_size_mismatch_is_rejected_and_nothing_is_stored() {
 
     // No header at all.
     let err = store
-        .upload(tokio_stream::iter(vec![UploadChunk { header: None, data: vec![1, 2, 3] }]))
+        .upload(tokio_stream::iter(vec![UploadChunk {
+            header: None,
+            data: vec![1, 2, 3],
+        }]))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -220,7 +273,9 @@ async fn a_client_vanishing_mid_upload_leaves_nothing_and_the_server_serves_on()
         tx.send(all.next().unwrap()).await.unwrap();
         tx.send(all.next().unwrap()).await.unwrap();
         let call = tokio::spawn(async move {
-            let _ = store.upload(tokio_stream::wrappers::ReceiverStream::new(rx)).await;
+            let _ = store
+                .upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await;
         });
         // The upload is under way: its temporary file exists.
         eventually(|| !dir_entries(&tmp).is_empty(), "a temporary upload file").await;
@@ -229,7 +284,11 @@ async fn a_client_vanishing_mid_upload_leaves_nothing_and_the_server_serves_on()
         let _ = call.await;
         drop(tx);
     }
-    eventually(|| dir_entries(&tmp).is_empty(), "the temporary file removed").await;
+    eventually(
+        || dir_entries(&tmp).is_empty(),
+        "the temporary file removed",
+    )
+    .await;
     assert!(!s.data().join("stems").join(&h).exists());
 
     // The server still serves, and the same upload now works.
@@ -247,20 +306,32 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
     let h = upload(&mut store, "kick.wav", &wav_bytes()).await;
 
     let err = render
-        .submit(SubmitRequest { session: Some(session(&h, 999.0)), backend: 0 })
+        .submit(SubmitRequest {
+            session: Some(session(&h, 999.0)),
+            backend: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("gain_db"), "{}", err.message());
     assert!(err.message().contains("test.toml"), "{}", err.message());
 
-    let err = render.submit(SubmitRequest { session: None, backend: 0 }).await.unwrap_err();
+    let err = render
+        .submit(SubmitRequest {
+            session: None,
+            backend: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // A stem the store lacks: FAILED_PRECONDITION naming it.
     let absent = hash(b"not uploaded");
     let err = render
-        .submit(SubmitRequest { session: Some(session(&absent, 0.0)), backend: 0 })
+        .submit(SubmitRequest {
+            session: Some(session(&absent, 0.0)),
+            backend: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
@@ -268,12 +339,17 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
 
     // The server still serves: a valid session is accepted and runs to an end.
     let mut stream = render
-        .submit(SubmitRequest { session: Some(session(&h, -3.0)), backend: 0 })
+        .submit(SubmitRequest {
+            session: Some(session(&h, -3.0)),
+            backend: 0,
+        })
         .await
         .unwrap()
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
-    let Some(Event::Accepted(acc)) = first.event else { panic!("first event: {first:?}") };
+    let Some(Event::Accepted(acc)) = first.event else {
+        panic!("first event: {first:?}")
+    };
     assert!(!acc.job_id.is_empty());
     let mut ended = false;
     while let Some(ev) = stream.message().await.unwrap() {
@@ -287,14 +363,25 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
     }
     assert!(ended, "the job's stream ended without done or error");
 
-    let jobs = render.list_jobs(ListJobsRequest {}).await.unwrap().into_inner().jobs;
+    let jobs = render
+        .list_jobs(ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, acc.job_id);
-    assert!(["done", "failed"].contains(&jobs[0].state.as_str()), "{}", jobs[0].state);
+    assert!(
+        ["done", "failed"].contains(&jobs[0].state.as_str()),
+        "{}",
+        jobs[0].state
+    );
 
     // Re-attach to the finished job: the same end again.
     let mut again = render
-        .attach(AttachRequest { job_id: acc.job_id.clone() })
+        .attach(AttachRequest {
+            job_id: acc.job_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -304,23 +391,38 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
     while let Some(ev) = again.message().await.unwrap() {
         last = ev.event;
     }
-    assert!(matches!(last, Some(Event::Done(_)) | Some(Event::Error(_))), "{last:?}");
+    assert!(
+        matches!(last, Some(Event::Done(_)) | Some(Event::Error(_))),
+        "{last:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_job_ids_are_not_found() {
     let s = start().await;
     let mut render = RenderClient::new(channel(&s).await);
-    let err = render.attach(AttachRequest { job_id: "nope".into() }).await.unwrap_err();
+    let err = render
+        .attach(AttachRequest {
+            job_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = render.cancel(CancelRequest { job_id: "../nope".into() }).await.unwrap_err();
+    let err = render
+        .cancel(CancelRequest {
+            job_id: "../nope".into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
 fn with_token<T>(msg: T, token: &str) -> Request<T> {
     let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", MetadataValue::try_from(format!("Bearer {token}")).unwrap());
+    req.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
     req
 }
 
@@ -344,7 +446,10 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
     let mut render = RenderClient::new(ch.clone());
 
     // No token, a wrong token: UNAUTHENTICATED, health and reflection included.
-    let err = store.missing(MissingRequest { blake3: vec![] }).await.unwrap_err();
+    let err = store
+        .missing(MissingRequest { blake3: vec![] })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = render
         .list_jobs(with_token(ListJobsRequest {}, "wrong"))
@@ -353,7 +458,9 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
     assert_eq!(err.code(), Code::Unauthenticated);
     let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
     let err = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -369,12 +476,20 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
         .await
         .unwrap();
     let mut stream = render
-        .submit(with_token(SubmitRequest { session: Some(session(&h, 0.0)), backend: 0 }, "alpha-secret"))
+        .submit(with_token(
+            SubmitRequest {
+                session: Some(session(&h, 0.0)),
+                backend: 0,
+            },
+            "alpha-secret",
+        ))
         .await
         .unwrap()
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
-    let Some(Event::Accepted(acc)) = first.event else { panic!("first event: {first:?}") };
+    let Some(Event::Accepted(acc)) = first.event else {
+        panic!("first event: {first:?}")
+    };
     drop(stream); // leaving does not cancel the job
 
     // Beta sees nothing of it.
@@ -386,12 +501,22 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
         .jobs;
     assert!(jobs.is_empty(), "{jobs:?}");
     let err = render
-        .attach(with_token(AttachRequest { job_id: acc.job_id.clone() }, "beta-secret"))
+        .attach(with_token(
+            AttachRequest {
+                job_id: acc.job_id.clone(),
+            },
+            "beta-secret",
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = render
-        .cancel(with_token(CancelRequest { job_id: acc.job_id.clone() }, "beta-secret"))
+        .cancel(with_token(
+            CancelRequest {
+                job_id: acc.job_id.clone(),
+            },
+            "beta-secret",
+        ))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -406,7 +531,12 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, acc.job_id);
     render
-        .attach(with_token(AttachRequest { job_id: acc.job_id.clone() }, "alpha-secret"))
+        .attach(with_token(
+            AttachRequest {
+                job_id: acc.job_id.clone(),
+            },
+            "alpha-secret",
+        ))
         .await
         .unwrap();
 }
@@ -417,7 +547,9 @@ async fn health_answers_serving() {
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(&s).await);
     for service in ["", "bounce.v1.Render", "bounce.v1.StemStore"] {
         let resp = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -437,12 +569,17 @@ async fn jobs_survive_a_restart() {
     let mut render = RenderClient::new(ch);
     let h = upload(&mut store, "kick.wav", &wav_bytes()).await;
     let mut stream = render
-        .submit(SubmitRequest { session: Some(session(&h, 0.0)), backend: 0 })
+        .submit(SubmitRequest {
+            session: Some(session(&h, 0.0)),
+            backend: 0,
+        })
         .await
         .unwrap()
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
-    let Some(Event::Accepted(acc)) = first.event else { panic!("first event: {first:?}") };
+    let Some(Event::Accepted(acc)) = first.event else {
+        panic!("first event: {first:?}")
+    };
     drop(stream);
     drop(render);
     drop(store);
@@ -452,11 +589,18 @@ async fn jobs_survive_a_restart() {
     // finished, or finished with its renders).
     let s2 = start_in(s.dir, None).await;
     let mut render = RenderClient::new(channel(&s2).await);
-    let jobs = render.list_jobs(ListJobsRequest {}).await.unwrap().into_inner().jobs;
+    let jobs = render
+        .list_jobs(ListJobsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].id, acc.job_id);
     let mut again = render
-        .attach(AttachRequest { job_id: acc.job_id.clone() })
+        .attach(AttachRequest {
+            job_id: acc.job_id.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -464,5 +608,8 @@ async fn jobs_survive_a_restart() {
     while let Some(ev) = again.message().await.unwrap() {
         last = ev.event;
     }
-    assert!(matches!(last, Some(Event::Done(_)) | Some(Event::Error(_))), "{last:?}");
+    assert!(
+        matches!(last, Some(Event::Done(_)) | Some(Event::Error(_))),
+        "{last:?}"
+    );
 }

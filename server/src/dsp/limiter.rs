@@ -187,9 +187,12 @@ pub fn gain_curve(
     // Running minimum of req over [k − look − hold, k] (monotone deque), then release.
     let win = look + hold;
     let mut deque: std::collections::VecDeque<(usize, f64)> = std::collections::VecDeque::new();
-    let mut h = vec![1f64; nb + 1];
+    // h runs `look` blocks past the end (required gain 1 there) so the average
+    // below never reads a value that forgot the last peaks.
+    let hn = nb + 1 + look;
+    let mut h = vec![1f64; hn];
     let mut prev = 1.0f64;
-    for k in 0..=nb {
+    for k in 0..hn {
         let r = if k < nb { req(k) } else { 1.0 };
         while deque.back().is_some_and(|&(_, v)| v >= r) {
             deque.pop_back();
@@ -207,7 +210,7 @@ pub fn gain_curve(
     // Forward moving average over `look` values: s[t] = mean(h[t .. t+look]).
     out.clear();
     out.resize(nb + 1, 1.0);
-    let mut sum: f64 = (0..look).map(|j| if j <= nb { h[j] } else { 1.0 }).sum();
+    let mut sum: f64 = h[..look].iter().sum();
     let mut min_gain = 1.0f64;
     for t in 0..=nb {
         let s = sum / look as f64;
@@ -215,10 +218,10 @@ pub fn gain_curve(
         out[t] = s.min(1.0) as f32;
         min_gain = min_gain.min(s);
         let leaving = h[t];
-        let entering = if t + look <= nb { h[t + look] } else { 1.0 };
+        let entering = h[t + look];
         sum += entering - leaving;
         if t % 4096 == 4095 {
-            sum = (t + 1..t + 1 + look).map(|j| if j <= nb { h[j] } else { 1.0 }).sum();
+            sum = h[t + 1..t + 1 + look].iter().sum();
         }
     }
     // f32 rounding of the curve could land a hair above the bound: nudge down.

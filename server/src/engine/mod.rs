@@ -72,7 +72,7 @@ impl Spectral {
             (BackendChoice::Gpu, None) => {
                 return Err(Error::Gpu("--backend gpu: this server has no GPU adapter".into()));
             }
-            (BackendChoice::Auto, Some(_ctx)) if false => Spectral::Cpu, // LEAD-TODO
+            (BackendChoice::Auto, Some(ctx)) if ctx.is_hardware() => Spectral::Gpu(ctx.clone()),
             (BackendChoice::Auto, _) => Spectral::Cpu,
         })
     }
@@ -80,21 +80,21 @@ impl Spectral {
     fn name(&self) -> String {
         match self {
             Spectral::Cpu => "cpu".into(),
-            Spectral::Gpu(_ctx) => "gpu".into(), // LEAD-TODO
+            Spectral::Gpu(ctx) => format!("gpu ({})", ctx.adapter_name()),
         }
     }
 
     fn bank(&self) -> Result<Box<dyn ConvolutionBank>> {
         Ok(match self {
             Spectral::Cpu => Box::new(CpuConvolutionBank::new(graph::BLOCK)),
-            Spectral::Gpu(_ctx) => return Err(Error::Gpu("GPU convolution not wired yet".into())), // LEAD-TODO
+            Spectral::Gpu(ctx) => Box::new(crate::gpu::GpuConvolutionBank::new(ctx.clone(), graph::BLOCK)?),
         })
     }
 
     fn fir(&self, kernels: Vec<Vec<f32>>, block: usize) -> Result<Box<dyn FirBank>> {
         match self {
             Spectral::Cpu => crate::dsp::fir::cpu_fir_bank(kernels, block),
-            Spectral::Gpu(_ctx) => { let _ = (kernels, block); Err(Error::Gpu("GPU FIR not wired yet".into())) } // LEAD-TODO
+            Spectral::Gpu(ctx) => crate::gpu::gpu_fir_bank(ctx.clone(), kernels, block),
         }
     }
 }

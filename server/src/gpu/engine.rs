@@ -423,9 +423,8 @@ impl GpuUpols {
         let groups = &self.groups;
         let r = ctx.scoped("convolution block", || {
             ctx.queue.write_buffer(&res.a, 0, bytemuck::cast_slice(&res.frames));
-            let mac0 = res.mac_param_base * 256;
-            ctx.queue
-                .write_buffer(&res.params, mac0 as u64, &res.param_bytes[mac0..]);
+            // All params (a few KiB): the stage entries once built, the MAC positions per block.
+            ctx.queue.write_buffer(&res.params, 0, &res.param_bytes);
             let mut enc = ctx
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convolution block") });

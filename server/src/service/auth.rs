@@ -48,7 +48,9 @@ impl Auth {
             );
             map.insert(e.sha256.to_ascii_lowercase(), (e.project.clone(), limits));
         }
-        Ok(Auth { tokens: Some(Arc::new(map)) })
+        Ok(Auth {
+            tokens: Some(Arc::new(map)),
+        })
     }
 
     /// Each project's limits.

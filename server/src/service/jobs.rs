@@ -59,7 +59,10 @@ impl JobState {
         }
     }
     fn is_terminal(self) -> bool {
-        matches!(self, JobState::Done | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -218,11 +221,17 @@ impl Job {
     /// Engine progress: recorded when the stage changes or the fraction moved by
     /// at least 1 %, so a replay stays short.
     fn progress(&self, stage: &str, fraction: f64) {
-        let fraction = if fraction.is_finite() { fraction.clamp(0.0, 1.0) } else { 0.0 };
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         {
             let mut inner = lock(&self.inner);
             let keep = match &inner.last_progress {
-                Some((s, f)) => s != stage || (fraction - f).abs() >= 0.01 || (fraction >= 1.0 && *f < 1.0),
+                Some((s, f)) => {
+                    s != stage || (fraction - f).abs() >= 0.01 || (fraction >= 1.0 && *f < 1.0)
+                }
                 None => true,
             };
             if !keep {
@@ -247,7 +256,11 @@ impl Job {
         v1::JobInfo {
             id: self.id.clone(),
             state: inner.state.as_str().to_string(),
-            error: inner.error.as_ref().map(|e| e.0.clone()).unwrap_or_default(),
+            error: inner
+                .error
+                .as_ref()
+                .map(|e| e.0.clone())
+                .unwrap_or_default(),
             session_name: self.session_name.clone(),
             progress: inner.progress,
             submitted_unix_ms: self.submitted_unix_ms,
@@ -267,7 +280,10 @@ struct Sched {
 impl Sched {
     fn enqueue(&mut self, job: Arc<Job>) {
         let project = job.project.clone();
-        self.queues.entry(project.clone()).or_default().push_back(job);
+        self.queues
+            .entry(project.clone())
+            .or_default()
+            .push_back(job);
         if !self.order.contains(&project) {
             self.order.push_back(project);
         }
@@ -327,7 +343,11 @@ impl Jobs {
                 Err(e) => tracing::warn!(dir = %dir.display(), "skipping a job record: {e}"),
             }
         }
-        loaded.sort_by(|a, b| a.submitted_unix_ms.cmp(&b.submitted_unix_ms).then(a.id.cmp(&b.id)));
+        loaded.sort_by(|a, b| {
+            a.submitted_unix_ms
+                .cmp(&b.submitted_unix_ms)
+                .then(a.id.cmp(&b.id))
+        });
         let mut table = lock(&self.table);
         let mut sched = lock(&self.sched);
         for job in loaded {
@@ -456,7 +476,9 @@ impl Jobs {
             Ok(out) => {
                 {
                     let mut inner = lock(&job.inner);
-                    inner.events.push(event(Event::Report(v1::Report { json: out.report_json })));
+                    inner.events.push(event(Event::Report(v1::Report {
+                        json: out.report_json,
+                    })));
                     inner.files = out.files;
                 }
                 job.set_state(JobState::Done, None);
@@ -469,7 +491,10 @@ impl Jobs {
                 return;
             }
             Err(Error::Cancelled) => {
-                job.set_state(JobState::Cancelled, Some(("cancelled".into(), "CANCELLED".into())));
+                job.set_state(
+                    JobState::Cancelled,
+                    Some(("cancelled".into(), "CANCELLED".into())),
+                );
                 tracing::info!(job = %job.id, "job cancelled");
             }
             Err(e) => {
@@ -500,8 +525,13 @@ impl Jobs {
                 engine::render_session(&session, &resolve, &out, &opts, &progress, &job.cancel)
             }
             JobRequest::Master(req) => {
-                let (input, master, deliverable) = master_parts(req)?;
+                let (input, master, mut deliverable) = master_parts(req)?;
                 let path = stem_path(&self.stems_dir, &input)?;
+                if deliverable.sample_rate == 0 {
+                    // No rate asked for: keep the input's.
+                    deliverable.sample_rate =
+                        crate::audio::decode::probe(&path, &input.name)?.sample_rate;
+                }
                 engine::master_file(
                     &path,
                     &input.name,
@@ -568,7 +598,10 @@ impl Jobs {
             inner: Mutex::new(Inner {
                 state: JobState::Queued,
                 error: None,
-                events: vec![event(Event::Accepted(v1::Accepted { job_id: id.clone(), queue_position }))],
+                events: vec![event(Event::Accepted(v1::Accepted {
+                    job_id: id.clone(),
+                    queue_position,
+                }))],
                 files: Vec::new(),
                 progress: 0.0,
                 last_progress: None,
@@ -595,9 +628,16 @@ impl Jobs {
 
     /// The project's jobs, oldest first.
     pub(crate) fn list(&self, project: &str) -> Vec<v1::JobInfo> {
-        let mut jobs: Vec<Arc<Job>> =
-            lock(&self.table).values().filter(|j| j.project == project).cloned().collect();
-        jobs.sort_by(|a, b| a.submitted_unix_ms.cmp(&b.submitted_unix_ms).then(a.id.cmp(&b.id)));
+        let mut jobs: Vec<Arc<Job>> = lock(&self.table)
+            .values()
+            .filter(|j| j.project == project)
+            .cloned()
+            .collect();
+        jobs.sort_by(|a, b| {
+            a.submitted_unix_ms
+                .cmp(&b.submitted_unix_ms)
+                .then(a.id.cmp(&b.id))
+        });
         jobs.iter().map(|j| j.info()).collect()
     }
 
@@ -617,16 +657,28 @@ impl Jobs {
         };
         if removed {
             job.cancel.store(true, Ordering::SeqCst);
-            job.set_state(JobState::Cancelled, Some(("cancelled".into(), "CANCELLED".into())));
+            job.set_state(
+                JobState::Cancelled,
+                Some(("cancelled".into(), "CANCELLED".into())),
+            );
             job.persist_logged();
-            return Ok(v1::CancelResponse { cancelled: true, state: "cancelled".into() });
+            return Ok(v1::CancelResponse {
+                cancelled: true,
+                state: "cancelled".into(),
+            });
         }
         let state = job.state();
         if state.is_terminal() {
-            return Ok(v1::CancelResponse { cancelled: false, state: state.as_str().into() });
+            return Ok(v1::CancelResponse {
+                cancelled: false,
+                state: state.as_str().into(),
+            });
         }
         job.cancel.store(true, Ordering::SeqCst);
-        Ok(v1::CancelResponse { cancelled: true, state: state.as_str().into() })
+        Ok(v1::CancelResponse {
+            cancelled: true,
+            state: state.as_str().into(),
+        })
     }
 
     /// A stream of the job's events: the log so far, then new ones as they come;
@@ -641,7 +693,11 @@ impl Jobs {
                 let (batch, state, files, error) = {
                     let inner = lock(&job.inner);
                     (
-                        inner.events.get(next..).map(<[JobEvent]>::to_vec).unwrap_or_default(),
+                        inner
+                            .events
+                            .get(next..)
+                            .map(<[JobEvent]>::to_vec)
+                            .unwrap_or_default(),
                         inner.state,
                         inner.files.clone(),
                         inner.error.clone(),
@@ -663,7 +719,9 @@ impl Jobs {
                     JobState::Failed | JobState::Cancelled => {
                         let (message, code) =
                             error.unwrap_or_else(|| ("failed".into(), "INTERNAL".into()));
-                        let _ = tx.send(Ok(event(Event::Error(v1::JobError { message, code })))).await;
+                        let _ = tx
+                            .send(Ok(event(Event::Error(v1::JobError { message, code }))))
+                            .await;
                         return;
                     }
                     JobState::Queued | JobState::Running => {}
@@ -679,10 +737,9 @@ impl Jobs {
                 };
                 if closed {
                     let _ = tx
-                        .send(Err(Status::unavailable(format!(
-                            "the server is shutting down; job {} will resume when it is back (bounce attach {})",
-                            job.id, job.id
-                        ))))
+                        .send(Err(Status::unavailable(
+                            "the server is shutting down; the job resumes when it is back",
+                        )))
                         .await;
                     return;
                 }
@@ -711,7 +768,10 @@ async fn send_files(
             Ok(v) => v,
             Err(e) => {
                 let _ = tx
-                    .send(Err(Status::internal(format!("job {}: {name}: {e}", job.id))))
+                    .send(Err(Status::internal(format!(
+                        "job {}: {name}: {e}",
+                        job.id
+                    ))))
                     .await;
                 return false;
             }
@@ -726,7 +786,10 @@ async fn send_files(
                     Ok(n) => filled += n,
                     Err(e) => {
                         let _ = tx
-                            .send(Err(Status::internal(format!("job {}: {name}: {e}", job.id))))
+                            .send(Err(Status::internal(format!(
+                                "job {}: {name}: {e}",
+                                job.id
+                            ))))
                             .await;
                         return false;
                     }
@@ -734,7 +797,13 @@ async fn send_files(
             }
             buf.truncate(filled);
             let last = filled < FILE_CHUNK || offset + filled as u64 >= total_size;
-            let chunk = v1::FileChunk { name: name.clone(), offset, data: buf, last, total_size };
+            let chunk = v1::FileChunk {
+                name: name.clone(),
+                offset,
+                data: buf,
+                last,
+                total_size,
+            };
             offset += filled as u64;
             if tx.send(Ok(event(Event::File(chunk)))).await.is_err() {
                 return false;
@@ -753,8 +822,7 @@ fn load_job(dir: &Path) -> Result<Option<Job>> {
         return Ok(None);
     }
     let text = std::fs::read(&path).map_err(|e| Error::io(path.display(), e))?;
-    let rec: JobRecord =
-        serde_json::from_slice(&text).map_err(|e| Error::io(path.display(), e))?;
+    let rec: JobRecord = serde_json::from_slice(&text).map_err(|e| Error::io(path.display(), e))?;
     let bytes = hex::decode(&rec.request_hex)
         .map_err(|e| Error::io(path.display(), format!("request_hex: {e}")))?;
     let request = match rec.kind.as_str() {
@@ -766,10 +834,17 @@ fn load_job(dir: &Path) -> Result<Option<Job>> {
             v1::MasterRequest::decode(bytes.as_slice())
                 .map_err(|e| Error::io(path.display(), format!("request: {e}")))?,
         ),
-        other => return Err(Error::io(path.display(), format!("kind: unknown {other:?}"))),
+        other => {
+            return Err(Error::io(
+                path.display(),
+                format!("kind: unknown {other:?}"),
+            ));
+        }
     };
-    let mut events =
-        vec![event(Event::Accepted(v1::Accepted { job_id: rec.id.clone(), queue_position: rec.queue_position }))];
+    let mut events = vec![event(Event::Accepted(v1::Accepted {
+        job_id: rec.id.clone(),
+        queue_position: rec.queue_position,
+    }))];
     if rec.state == JobState::Done {
         match std::fs::read_to_string(dir.join("out").join("report.json")) {
             Ok(json) => events.push(event(Event::Report(v1::Report { json }))),
@@ -786,10 +861,16 @@ fn load_job(dir: &Path) -> Result<Option<Job>> {
         cancel: AtomicBool::new(false),
         inner: Mutex::new(Inner {
             state: rec.state,
-            error: rec.error.map(|m| (m, rec.error_code.unwrap_or_else(|| "INTERNAL".into()))),
+            error: rec
+                .error
+                .map(|m| (m, rec.error_code.unwrap_or_else(|| "INTERNAL".into()))),
             events,
             files: rec.files,
-            progress: if rec.state == JobState::Done { 1.0 } else { 0.0 },
+            progress: if rec.state == JobState::Done {
+                1.0
+            } else {
+                0.0
+            },
             last_progress: None,
             queue_position: rec.queue_position,
         }),
@@ -801,13 +882,19 @@ fn load_job(dir: &Path) -> Result<Option<Job>> {
 fn stem_path(stems_dir: &Path, stem: &StemRef) -> Result<PathBuf> {
     let hash = stem.blake3.as_deref().unwrap_or_default();
     if !super::is_blake3_hex(hash) {
-        return Err(Error::InvalidSession(format!("{}: no valid blake3 hash", stem.name)));
+        return Err(Error::InvalidSession(format!(
+            "{}: no valid blake3 hash",
+            stem.name
+        )));
     }
     let path = stems_dir.join(hash);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(Error::InvalidSession(format!("{}: stem {hash} is not in the store", stem.name)))
+        Err(Error::InvalidSession(format!(
+            "{}: stem {hash} is not in the store",
+            stem.name
+        )))
     }
 }
 
@@ -824,11 +911,11 @@ pub(crate) fn session_of(req: &v1::SubmitRequest) -> Result<session::Session> {
 /// Every stem a session names (tracks' files, reverbs' IRs), each once.
 pub(crate) fn session_stems(s: &session::Session) -> Vec<StemRef> {
     let mut out: Vec<StemRef> = Vec::new();
-    let all = s
-        .tracks
-        .iter()
-        .map(|t| &t.file)
-        .chain(s.buses.iter().filter_map(|b| b.reverb.as_ref().map(|r| &r.ir)));
+    let all = s.tracks.iter().map(|t| &t.file).chain(
+        s.buses
+            .iter()
+            .filter_map(|b| b.reverb.as_ref().map(|r| &r.ir)),
+    );
     for stem in all {
         if !out.iter().any(|o| o.blake3 == stem.blake3) {
             out.push(stem.clone());
@@ -840,7 +927,9 @@ pub(crate) fn session_stems(s: &session::Session) -> Vec<StemRef> {
 /// A master request's parts in the session model, checked by the session's own
 /// validation: the request is wrapped in a one-track session. A deliverable
 /// sample rate of 0 stays 0 ("the input's rate").
-pub(crate) fn master_parts(req: &v1::MasterRequest) -> Result<(StemRef, Option<Master>, Deliverable)> {
+pub(crate) fn master_parts(
+    req: &v1::MasterRequest,
+) -> Result<(StemRef, Option<Master>, Deliverable)> {
     let stem = req
         .stem
         .clone()
@@ -849,7 +938,11 @@ pub(crate) fn master_parts(req: &v1::MasterRequest) -> Result<(StemRef, Option<M
         .deliverable
         .clone()
         .ok_or_else(|| Error::InvalidSession("master: deliverable: missing".into()))?;
-    let rate = if proto_deliverable.sample_rate == 0 { 48_000 } else { proto_deliverable.sample_rate };
+    let rate = if proto_deliverable.sample_rate == 0 {
+        48_000
+    } else {
+        proto_deliverable.sample_rate
+    };
     let wrapper = v1::Session {
         name: "master".into(),
         sample_rate: rate,

@@ -145,7 +145,13 @@ pub async fn spawn(cfg: ServerConfig) -> Result<(SocketAddr, ServerHandle)> {
         })
         .await
     });
-    Ok((addr, ServerHandle { stop: Some(stop), task: Some(task) }))
+    Ok((
+        addr,
+        ServerHandle {
+            stop: Some(stop),
+            task: Some(task),
+        },
+    ))
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -199,7 +205,12 @@ impl State {
         )?;
         jobs.start_dispatcher();
         let store = store::StemStoreService::new(stems_dir, tmp_dir);
-        Ok(State { tls, auth, jobs, store })
+        Ok(State {
+            tls,
+            auth,
+            jobs,
+            store,
+        })
     }
 }
 
@@ -215,14 +226,20 @@ async fn render_options(backend: BackendChoice) -> Result<RenderOptions> {
     match (backend, ctx) {
         (BackendChoice::Gpu, Ok(ctx)) => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: gpu");
-            Ok(RenderOptions { backend, gpu: Some(ctx) })
+            Ok(RenderOptions {
+                backend,
+                gpu: Some(ctx),
+            })
         }
         (BackendChoice::Gpu, Err(e)) => Err(Error::Gpu(format!(
             "--backend gpu: no GPU adapter could be opened: {e}"
         ))),
         (_, Ok(ctx)) if ctx.is_hardware() => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: auto, hardware gpu");
-            Ok(RenderOptions { backend, gpu: Some(ctx) })
+            Ok(RenderOptions {
+                backend,
+                gpu: Some(ctx),
+            })
         }
         (_, Ok(ctx)) => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: auto, software adapter only: cpu");
@@ -240,7 +257,12 @@ async fn run(
     state: State,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let State { tls, auth, jobs, store } = state;
+    let State {
+        tls,
+        auth,
+        jobs,
+        store,
+    } = state;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<StemStoreServer<store::StemStoreService>>()
@@ -301,5 +323,7 @@ impl From<Error> for Status {
 /// True for a lower-case hex BLAKE3 digest (64 characters): the only names the
 /// store ever turns into paths.
 pub(crate) fn is_blake3_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

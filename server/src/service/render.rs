@@ -62,7 +62,9 @@ impl Render for RenderService {
         let req = request.into_inner();
         let session = jobs::session_of(&req)?;
         self.check_stems(&jobs::session_stems(&session))?;
-        let job = self.jobs.submit(&project, JobRequest::Render(req), session.name.clone())?;
+        let job = self
+            .jobs
+            .submit(&project, JobRequest::Render(req), session.name.clone())?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
     }
 
@@ -74,7 +76,11 @@ impl Render for RenderService {
         let req = request.into_inner();
         let (input, _, _) = jobs::master_parts(&req)?;
         self.check_stems(std::slice::from_ref(&input))?;
-        let job = self.jobs.submit(&project, JobRequest::Master(req), format!("master {}", input.name))?;
+        let job = self.jobs.submit(
+            &project,
+            JobRequest::Master(req),
+            format!("master {}", input.name),
+        )?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
     }
 
@@ -92,7 +98,9 @@ impl Render for RenderService {
         request: Request<CancelRequest>,
     ) -> Result<Response<CancelResponse>, Status> {
         let project = project_of(&request)?;
-        Ok(Response::new(self.jobs.cancel(&project, &request.get_ref().job_id)?))
+        Ok(Response::new(
+            self.jobs.cancel(&project, &request.get_ref().job_id)?,
+        ))
     }
 
     async fn list_jobs(
@@ -100,6 +108,8 @@ impl Render for RenderService {
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let project = project_of(&request)?;
-        Ok(Response::new(ListJobsResponse { jobs: self.jobs.list(&project) }))
+        Ok(Response::new(ListJobsResponse {
+            jobs: self.jobs.list(&project),
+        }))
     }
 }

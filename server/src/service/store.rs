@@ -24,7 +24,10 @@ pub(crate) struct StemStoreService {
 
 impl StemStoreService {
     pub(crate) fn new(stems_dir: PathBuf, tmp_dir: PathBuf) -> Self {
-        StemStoreService { stems_dir: Arc::new(stems_dir), tmp_dir: Arc::new(tmp_dir) }
+        StemStoreService {
+            stems_dir: Arc::new(stems_dir),
+            tmp_dir: Arc::new(tmp_dir),
+        }
     }
 
     /// True when the store holds a stem with this hash.
@@ -82,10 +85,9 @@ impl StemStore for StemStoreService {
         request: Request<Streaming<UploadChunk>>,
     ) -> Result<Response<UploadResponse>, Status> {
         let mut stream = request.into_inner();
-        let first = stream
-            .message()
-            .await?
-            .ok_or_else(|| bad("upload: empty stream (the first chunk carries the header)".into()))?;
+        let first = stream.message().await?.ok_or_else(|| {
+            bad("upload: empty stream (the first chunk carries the header)".into())
+        })?;
         let header = first
             .header
             .clone()
@@ -96,7 +98,11 @@ impl StemStore for StemStoreService {
                 "upload: header.blake3: {hash:?} is not a BLAKE3 hash (64 lower-case hex digits)"
             )));
         }
-        let name = if header.name.is_empty() { hash.clone() } else { header.name.clone() };
+        let name = if header.name.is_empty() {
+            hash.clone()
+        } else {
+            header.name.clone()
+        };
         if header.size > MAX_STEM_BYTES {
             return Err(Status::resource_exhausted(format!(
                 "{name}: {} bytes is more than the store's limit of {MAX_STEM_BYTES} bytes per stem",
@@ -105,7 +111,9 @@ impl StemStore for StemStoreService {
         }
 
         let tmp = TempFile {
-            path: self.tmp_dir.join(format!("{hash}-{:016x}.part", rand::random::<u64>())),
+            path: self
+                .tmp_dir
+                .join(format!("{hash}-{:016x}.part", rand::random::<u64>())),
             keep: false,
         };
         let mut file = tokio::fs::File::create(&tmp.path)
@@ -123,12 +131,16 @@ impl StemStore for StemStoreService {
                 )));
             }
             hasher.update(&c.data);
-            file.write_all(&c.data).await.map_err(|e| io_status(&tmp.path, e))?;
+            file.write_all(&c.data)
+                .await
+                .map_err(|e| io_status(&tmp.path, e))?;
             // A client that vanishes makes this an error (or tonic drops the whole
             // future): either way `tmp` is removed on the way out.
             chunk = stream.message().await?;
             if chunk.as_ref().is_some_and(|next| next.header.is_some()) {
-                return Err(bad(format!("{name}: upload: a header after the first chunk")));
+                return Err(bad(format!(
+                    "{name}: upload: a header after the first chunk"
+                )));
             }
         }
         file.flush().await.map_err(|e| io_status(&tmp.path, e))?;
@@ -153,6 +165,9 @@ impl StemStore for StemStoreService {
         let mut tmp = tmp;
         tmp.keep = true;
         tracing::info!(stem = %name, blake3 = %hash, bytes = received, "stem stored");
-        Ok(Response::new(UploadResponse { blake3: hash, size: received }))
+        Ok(Response::new(UploadResponse {
+            blake3: hash,
+            size: received,
+        }))
     }
 }

@@ -46,7 +46,14 @@ impl Album {
         }
         self.deliverables
             .iter()
-            .map(|d| Deliverable { sample_rate: if d.sample_rate == 0 { song.sample_rate } else { d.sample_rate }, ..d.clone() })
+            .map(|d| Deliverable {
+                sample_rate: if d.sample_rate == 0 {
+                    song.sample_rate
+                } else {
+                    d.sample_rate
+                },
+                ..d.clone()
+            })
             .collect()
     }
 }
@@ -58,7 +65,11 @@ pub fn parse_album_toml(text: &str, source: &str, base_dir: &Path) -> Result<Alb
     let root = doc.root(&parsed);
     root.check_keys(&["album", "deliverable"])?;
     let Some(mut a) = root.table_opt("album")? else {
-        return Err(Error::field(source, "album.songs", "required field is missing (there is no [album] table)"));
+        return Err(Error::field(
+            source,
+            "album.songs",
+            "required field is missing (there is no [album] table)",
+        ));
     };
     a.label = "[album]".into();
     a.check_keys(&["name", "loudness", "songs"])?;
@@ -67,7 +78,11 @@ pub fn parse_album_toml(text: &str, source: &str, base_dir: &Path) -> Result<Alb
         None | Some("album") => AlbumLoudness::Album,
         Some("track") => AlbumLoudness::Track,
         Some(other) => {
-            return Err(Error::field(source, "album.loudness", format_args!("{other:?} is not album or track")));
+            return Err(Error::field(
+                source,
+                "album.loudness",
+                format_args!("{other:?} is not album or track"),
+            ));
         }
     };
     if a.get("songs").is_none() {
@@ -75,20 +90,38 @@ pub fn parse_album_toml(text: &str, source: &str, base_dir: &Path) -> Result<Alb
     }
     let names = a.strings("songs")?;
     if names.is_empty() {
-        return Err(Error::field(source, "album.songs", "the album has no songs"));
+        return Err(Error::field(
+            source,
+            "album.songs",
+            "the album has no songs",
+        ));
     }
     if names.len() > MAX_SONGS {
-        return Err(Error::field(source, "album.songs", format_args!("{} songs, at most {MAX_SONGS}", names.len())));
+        return Err(Error::field(
+            source,
+            "album.songs",
+            format_args!("{} songs, at most {MAX_SONGS}", names.len()),
+        ));
     }
     for (i, n) in names.iter().enumerate() {
         if n.is_empty() {
-            return Err(Error::field(source, format!("album.songs[{i}]"), "must not be empty"));
+            return Err(Error::field(
+                source,
+                format!("album.songs[{i}]"),
+                "must not be empty",
+            ));
         }
     }
     let songs = names.iter().map(|n| base_dir.join(n)).collect();
     let deliverables = parse_deliverables(&root, 0)?;
     validate_deliverables(source, &deliverables, true)?;
-    Ok(Album { name, loudness, songs, deliverables, source: source.to_string() })
+    Ok(Album {
+        name,
+        loudness,
+        songs,
+        deliverables,
+        source: source.to_string(),
+    })
 }
 
 /// Reads, parses and validates an album file; every song file must exist.
@@ -99,9 +132,19 @@ pub fn load_album_file(path: &Path) -> Result<Album> {
     for (i, song) in album.songs.iter().enumerate() {
         match std::fs::metadata(song) {
             Ok(m) if m.is_file() => {}
-            Ok(_) => return Err(Error::field(&source, format!("album.songs[{i}]"), format_args!("{}: is not a file", song.display()))),
+            Ok(_) => {
+                return Err(Error::field(
+                    &source,
+                    format!("album.songs[{i}]"),
+                    format_args!("{}: is not a file", song.display()),
+                ));
+            }
             Err(e) => {
-                return Err(Error::field(&source, format!("album.songs[{i}]"), format_args!("{}: {}", song.display(), io_reason(&e))));
+                return Err(Error::field(
+                    &source,
+                    format!("album.songs[{i}]"),
+                    format_args!("{}: {}", song.display(), io_reason(&e)),
+                ));
             }
         }
     }
@@ -126,7 +169,11 @@ pub fn slug(name: &str) -> String {
             pending_dash = true;
         }
     }
-    if out.is_empty() { "untitled".to_string() } else { out }
+    if out.is_empty() {
+        "untitled".to_string()
+    } else {
+        out
+    }
 }
 
 /// A song's output folder: `<NN>-<slug>` with NN its 1-based position in two digits.

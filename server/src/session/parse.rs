@@ -46,15 +46,25 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
     root.check_keys(&["session", "track", "bus", "master", "deliverable"])?;
 
     let Some(mut sess) = root.table_opt("session")? else {
-        return Err(Error::field(source, "session.sample_rate", "required field is missing (there is no [session] table)"));
+        return Err(Error::field(
+            source,
+            "session.sample_rate",
+            "required field is missing (there is no [session] table)",
+        ));
     };
     sess.label = "[session]".into();
     sess.check_keys(&["name", "sample_rate", "tail_s"])?;
     let name = sess.str_opt("name")?.unwrap_or_default();
-    let sample_rate = sess.u32_opt("sample_rate")?.ok_or_else(|| sess.missing("sample_rate"))?;
+    let sample_rate = sess
+        .u32_opt("sample_rate")?
+        .ok_or_else(|| sess.missing("sample_rate"))?;
     let tail_s = sess.f64_or("tail_s", 2.0)?;
 
-    let stem = |name: String| StemRef { path: Some(base_dir.join(&name)), name, blake3: None };
+    let stem = |name: String| StemRef {
+        path: Some(base_dir.join(&name)),
+        name,
+        blake3: None,
+    };
 
     let mut tracks = Vec::new();
     for (i, mut t) in root.tables("track", "[[track]]")?.into_iter().enumerate() {
@@ -64,8 +74,20 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
             t.set_path(format!("track[{i}] {n:?}"));
         }
         t.check_keys(&[
-            "name", "file", "gain_db", "pan", "mute", "solo", "invert", "offset_s", "output", "eq", "compressor", "sends",
-            "automation", "tags",
+            "name",
+            "file",
+            "gain_db",
+            "pan",
+            "mute",
+            "solo",
+            "invert",
+            "offset_s",
+            "output",
+            "eq",
+            "compressor",
+            "sends",
+            "automation",
+            "tags",
         ])?;
         let name = name.ok_or_else(|| t.missing("name"))?;
         let file = t.str_req("file")?;
@@ -80,7 +102,11 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
                 let path = format!("{}[{j}]", t.field("sends"));
                 let s = super::reader::table(t.doc, v, path.clone(), path)?;
                 s.check_keys(&["bus", "level_db", "pre_fader"])?;
-                sends.push(Send { bus: s.str_req("bus")?, level_db: s.f64_or("level_db", 0.0)?, pre_fader: s.bool_or("pre_fader", false)? });
+                sends.push(Send {
+                    bus: s.str_req("bus")?,
+                    level_db: s.f64_or("level_db", 0.0)?,
+                    pre_fader: s.bool_or("pre_fader", false)?,
+                });
             }
         }
         let mut gain_automation = Vec::new();
@@ -95,7 +121,10 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
                             return Err(t.doc.err_at(
                                 &p.span(),
                                 &field,
-                                format_args!("expected a [time_s, dB] pair, found {}", super::reader::describe(other)),
+                                format_args!(
+                                    "expected a [time_s, dB] pair, found {}",
+                                    super::reader::describe(other)
+                                ),
                             ));
                         }
                     };
@@ -143,7 +172,12 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
             }
             None => None,
         };
-        buses.push(Bus { name, output: output(b.str_opt("output")?), gain_db: b.f64_or("gain_db", 0.0)?, reverb });
+        buses.push(Bus {
+            name,
+            output: output(b.str_opt("output")?),
+            gain_db: b.f64_or("gain_db", 0.0)?,
+            reverb,
+        });
     }
 
     let master = match root.table_opt("master")? {
@@ -156,7 +190,16 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
 
     let deliverables = parse_deliverables(&root, sample_rate)?;
 
-    Ok(Session { name, sample_rate, tail_s, tracks, buses, master, deliverables, source: source.to_string() })
+    Ok(Session {
+        name,
+        sample_rate,
+        tail_s,
+        tracks,
+        buses,
+        master,
+        deliverables,
+        source: source.to_string(),
+    })
 }
 
 /// Reads, parses and validates a session file, then checks that every stem and IR
@@ -183,8 +226,16 @@ fn check_file(source: &str, field: &str, stem: &StemRef) -> Result<()> {
     let Some(p) = &stem.path else { return Ok(()) };
     match std::fs::metadata(p) {
         Ok(m) if m.is_file() => Ok(()),
-        Ok(_) => Err(Error::field(source, field, format_args!("{}: is not a file", stem.name))),
-        Err(e) => Err(Error::field(source, field, format_args!("{}: {}", stem.name, io_reason(&e)))),
+        Ok(_) => Err(Error::field(
+            source,
+            field,
+            format_args!("{}: is not a file", stem.name),
+        )),
+        Err(e) => Err(Error::field(
+            source,
+            field,
+            format_args!("{}: {}", stem.name, io_reason(&e)),
+        )),
     }
 }
 
@@ -206,7 +257,9 @@ fn output(s: Option<String>) -> Output {
 }
 
 fn parse_eq(t: &Tbl<'_>, key: &str) -> Result<Vec<EqBand>> {
-    let Some(items) = t.array_opt(key)? else { return Ok(Vec::new()) };
+    let Some(items) = t.array_opt(key)? else {
+        return Ok(Vec::new());
+    };
     let mut bands = Vec::with_capacity(items.len());
     for (j, v) in items.iter().enumerate() {
         let path = format!("{}[{j}]", t.field(key));
@@ -214,9 +267,20 @@ fn parse_eq(t: &Tbl<'_>, key: &str) -> Result<Vec<EqBand>> {
         b.check_keys(&["type", "freq", "q", "gain_db"])?;
         let ty = b.str_req("type")?;
         let kind = EqType::parse(&ty).ok_or_else(|| {
-            field_err(&b, "type", format_args!("{ty:?} is not an EQ type (highpass, lowpass, lowshelf, highshelf, peak, notch)"))
+            field_err(
+                &b,
+                "type",
+                format_args!(
+                    "{ty:?} is not an EQ type (highpass, lowpass, lowshelf, highshelf, peak, notch)"
+                ),
+            )
         })?;
-        bands.push(EqBand { kind, freq: b.f64_req("freq")?, q: b.f64_or("q", 0.707)?, gain_db: b.f64_or("gain_db", 0.0)? });
+        bands.push(EqBand {
+            kind,
+            freq: b.f64_req("freq")?,
+            q: b.f64_or("q", 0.707)?,
+            gain_db: b.f64_or("gain_db", 0.0)?,
+        });
     }
     Ok(bands)
 }
@@ -231,12 +295,32 @@ fn field_err(t: &Tbl<'_>, key: &str, msg: impl std::fmt::Display) -> Error {
 
 /// A compressor table; multiband bands (`with_detector = false`) only allow "peak".
 fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
-    c.check_keys(&["threshold_db", "ratio", "attack_ms", "release_ms", "knee_db", "makeup_db", "detector"])?;
+    c.check_keys(&[
+        "threshold_db",
+        "ratio",
+        "attack_ms",
+        "release_ms",
+        "knee_db",
+        "makeup_db",
+        "detector",
+    ])?;
     let detector = match c.str_opt("detector")?.as_deref() {
         None | Some("peak") => Detector::Peak,
         Some("rms") if with_detector => Detector::Rms,
-        Some("rms") => return Err(field_err(c, "detector", "\"rms\" is not available in multiband bands (they use peak)")),
-        Some(other) => return Err(field_err(c, "detector", format_args!("{other:?} is not a detector (peak or rms)"))),
+        Some("rms") => {
+            return Err(field_err(
+                c,
+                "detector",
+                "\"rms\" is not available in multiband bands (they use peak)",
+            ));
+        }
+        Some(other) => {
+            return Err(field_err(
+                c,
+                "detector",
+                format_args!("{other:?} is not a detector (peak or rms)"),
+            ));
+        }
     };
     Ok(Compressor {
         threshold_db: c.f64_req("threshold_db")?,
@@ -255,7 +339,9 @@ fn parse_master(m: &Tbl<'_>) -> Result<Master> {
     let multiband = match m.table_opt("multiband")? {
         Some(mb) => {
             mb.check_keys(&["crossovers_hz", "bands"])?;
-            let crossovers_hz = mb.numbers_opt("crossovers_hz")?.ok_or_else(|| mb.missing("crossovers_hz"))?;
+            let crossovers_hz = mb
+                .numbers_opt("crossovers_hz")?
+                .ok_or_else(|| mb.missing("crossovers_hz"))?;
             let items = mb.array_opt("bands")?.ok_or_else(|| mb.missing("bands"))?;
             let mut bands = Vec::with_capacity(items.len());
             for (j, v) in items.iter().enumerate() {
@@ -263,7 +349,10 @@ fn parse_master(m: &Tbl<'_>) -> Result<Master> {
                 let b = super::reader::table(mb.doc, v, path.clone(), path)?;
                 bands.push(parse_compressor(&b, false)?);
             }
-            Some(Multiband { crossovers_hz, bands })
+            Some(Multiband {
+                crossovers_hz,
+                bands,
+            })
         }
         None => None,
     };
@@ -279,14 +368,23 @@ fn parse_master(m: &Tbl<'_>) -> Result<Master> {
         }
         None => None,
     };
-    Ok(Master { eq, multiband, width: m.f64_opt("width")?, limiter })
+    Ok(Master {
+        eq,
+        multiband,
+        width: m.f64_opt("width")?,
+        limiter,
+    })
 }
 
 /// `[[deliverable]]` tables of a session or album. `session_rate` fills an absent
 /// `sample_rate` (an album passes 0: "each song's own rate").
 pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Vec<Deliverable>> {
     let mut out = Vec::new();
-    for (i, mut d) in root.tables("deliverable", "[[deliverable]]")?.into_iter().enumerate() {
+    for (i, mut d) in root
+        .tables("deliverable", "[[deliverable]]")?
+        .into_iter()
+        .enumerate()
+    {
         let name = d.str_opt("name")?;
         let preset = d.str_opt("preset")?;
         // A preset alone names the deliverable after itself.
@@ -294,11 +392,24 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
         if let Some(n) = &name {
             d.set_path(format!("deliverable[{i}] {n:?}"));
         }
-        d.check_keys(&["name", "preset", "target_lufs", "ceiling_dbtp", "sample_rate", "bit_depth", "format", "variant"])?;
+        d.check_keys(&[
+            "name",
+            "preset",
+            "target_lufs",
+            "ceiling_dbtp",
+            "sample_rate",
+            "bit_depth",
+            "format",
+            "variant",
+        ])?;
         let name = name.ok_or_else(|| d.missing("name"))?;
         let mut del = match &preset {
             Some(p) => deliverable_preset(p).ok_or_else(|| {
-                field_err(&d, "preset", format_args!("{p:?} is not a preset ({})", PRESETS.join(", ")))
+                field_err(
+                    &d,
+                    "preset",
+                    format_args!("{p:?} is not a preset ({})", PRESETS.join(", ")),
+                )
             })?,
             None => Deliverable {
                 name: String::new(),
@@ -327,12 +438,22 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
             del.format = match f.as_str() {
                 "wav" => Format::Wav,
                 "flac" => Format::Flac,
-                _ => return Err(field_err(&d, "format", format_args!("{f:?} is not a format (wav or flac)"))),
+                _ => {
+                    return Err(field_err(
+                        &d,
+                        "format",
+                        format_args!("{f:?} is not a format (wav or flac)"),
+                    ));
+                }
             };
         }
         if let Some(v) = d.str_opt("variant")? {
             del.variant = Variant::parse(&v).ok_or_else(|| {
-                field_err(&d, "variant", format_args!("{v:?} is not a variant (main, instrumental, acappella, tv)"))
+                field_err(
+                    &d,
+                    "variant",
+                    format_args!("{v:?} is not a variant (main, instrumental, acappella, tv)"),
+                )
             })?;
         }
         out.push(del);
@@ -357,7 +478,9 @@ mod tests {
 
     #[test]
     fn minimal_session_gets_defaults() {
-        let s = parse("[session]\nsample_rate = 44100\n[[track]]\nname = \"A\"\nfile = \"a.wav\"\n").unwrap();
+        let s =
+            parse("[session]\nsample_rate = 44100\n[[track]]\nname = \"A\"\nfile = \"a.wav\"\n")
+                .unwrap();
         assert_eq!(s.sample_rate, 44100);
         assert_eq!(s.tail_s, 2.0);
         assert_eq!(s.name, "");
@@ -379,8 +502,13 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_suggestion() {
-        let e = err("[session]\nsample_rate = 48000\n[[track]]\nname = \"A\"\nfile = \"a.wav\"\ngian_db = 1\n");
-        assert_eq!(e, "t.toml: line 6: unknown key \"gian_db\" in [[track]] (did you mean \"gain_db\"?)");
+        let e = err(
+            "[session]\nsample_rate = 48000\n[[track]]\nname = \"A\"\nfile = \"a.wav\"\ngian_db = 1\n",
+        );
+        assert_eq!(
+            e,
+            "t.toml: line 6: unknown key \"gian_db\" in [[track]] (did you mean \"gain_db\"?)"
+        );
     }
 
     #[test]
@@ -391,9 +519,25 @@ mod tests {
         )
         .unwrap();
         let cd = &s.deliverables[0];
-        assert_eq!((cd.name.as_str(), cd.sample_rate, cd.bit_depth, cd.target_lufs), ("cd", 44100, 16, None));
+        assert_eq!(
+            (
+                cd.name.as_str(),
+                cd.sample_rate,
+                cd.bit_depth,
+                cd.target_lufs
+            ),
+            ("cd", 44100, 16, None)
+        );
         let loud = &s.deliverables[1];
-        assert_eq!((loud.name.as_str(), loud.sample_rate, loud.target_lufs, loud.ceiling_dbtp), ("loud", 48000, Some(-9.0), Some(-1.0)));
+        assert_eq!(
+            (
+                loud.name.as_str(),
+                loud.sample_rate,
+                loud.target_lufs,
+                loud.ceiling_dbtp
+            ),
+            ("loud", 48000, Some(-9.0), Some(-1.0))
+        );
     }
 
     #[test]

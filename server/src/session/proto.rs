@@ -59,13 +59,25 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
             offset_s: t.offset_s,
             output: output_from(&t.output),
             eq: eq_from(src, &format!("{path}.eq"), &t.eq)?,
-            compressor: t.compressor.as_ref().map(|c| compressor_from(src, &format!("{path}.compressor"), c)).transpose()?,
+            compressor: t
+                .compressor
+                .as_ref()
+                .map(|c| compressor_from(src, &format!("{path}.compressor"), c))
+                .transpose()?,
             sends: t
                 .sends
                 .iter()
-                .map(|s| Send { bus: s.bus.clone(), level_db: s.level_db, pre_fader: s.pre_fader })
+                .map(|s| Send {
+                    bus: s.bus.clone(),
+                    level_db: s.level_db,
+                    pre_fader: s.pre_fader,
+                })
                 .collect(),
-            gain_automation: t.gain_automation.iter().map(|a| (a.time_s, a.value)).collect(),
+            gain_automation: t
+                .gain_automation
+                .iter()
+                .map(|a| (a.time_s, a.value))
+                .collect(),
             tags: t.tags.clone(),
         });
     }
@@ -81,7 +93,12 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
             }),
             None => None,
         };
-        buses.push(Bus { name: b.name.clone(), output: output_from(&b.output), gain_db: b.gain_db, reverb });
+        buses.push(Bus {
+            name: b.name.clone(),
+            output: output_from(&b.output),
+            gain_db: b.gain_db,
+            reverb,
+        });
     }
     let master = match &p.master {
         Some(m) => Some(master_from(src, m)?),
@@ -91,7 +108,14 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
         .deliverables
         .iter()
         .enumerate()
-        .map(|(i, d)| deliverable_from(src, &format!("deliverable[{i}] {:?}", d.name), d, p.sample_rate))
+        .map(|(i, d)| {
+            deliverable_from(
+                src,
+                &format!("deliverable[{i}] {:?}", d.name),
+                d,
+                p.sample_rate,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let session = Session {
         name: p.name.clone(),
@@ -181,31 +205,57 @@ pub fn deliverable_to(d: &Deliverable) -> pb::Deliverable {
 
 /// A proto deliverable as the model, defaults filled; `session_rate` fills a 0 rate.
 /// `path` is the field path used in messages.
-pub fn deliverable_from(src: &str, path: &str, d: &pb::Deliverable, session_rate: u32) -> Result<Deliverable> {
+pub fn deliverable_from(
+    src: &str,
+    path: &str,
+    d: &pb::Deliverable,
+    session_rate: u32,
+) -> Result<Deliverable> {
     let base = if d.preset.is_empty() {
         None
     } else {
         Some(deliverable_preset(&d.preset).ok_or_else(|| {
-            Error::field(src, format!("{path}.preset"), format_args!("{:?} is not a preset ({})", d.preset, PRESETS.join(", ")))
+            Error::field(
+                src,
+                format!("{path}.preset"),
+                format_args!("{:?} is not a preset ({})", d.preset, PRESETS.join(", ")),
+            )
         })?)
     };
     let format = match d.format.as_str() {
         "" => base.as_ref().map_or(Format::Wav, |b| b.format),
         "wav" => Format::Wav,
         "flac" => Format::Flac,
-        f => return Err(Error::field(src, format!("{path}.format"), format_args!("{f:?} is not a format (wav or flac)"))),
+        f => {
+            return Err(Error::field(
+                src,
+                format!("{path}.format"),
+                format_args!("{f:?} is not a format (wav or flac)"),
+            ));
+        }
     };
     let variant = match d.variant.as_str() {
         "" => Variant::Main,
         v => Variant::parse(v).ok_or_else(|| {
-            Error::field(src, format!("{path}.variant"), format_args!("{v:?} is not a variant (main, instrumental, acappella, tv)"))
+            Error::field(
+                src,
+                format!("{path}.variant"),
+                format_args!("{v:?} is not a variant (main, instrumental, acappella, tv)"),
+            )
         })?,
     };
-    let name = if d.name.is_empty() { d.preset.clone() } else { d.name.clone() };
+    let name = if d.name.is_empty() {
+        d.preset.clone()
+    } else {
+        d.name.clone()
+    };
     Ok(Deliverable {
         name,
         target_lufs: d.target_lufs.or(base.as_ref().and_then(|b| b.target_lufs)),
-        ceiling_dbtp: d.ceiling_dbtp.or(base.as_ref().and_then(|b| b.ceiling_dbtp)).or(Some(-1.0)),
+        ceiling_dbtp: d
+            .ceiling_dbtp
+            .or(base.as_ref().and_then(|b| b.ceiling_dbtp))
+            .or(Some(-1.0)),
         sample_rate: match (d.sample_rate, &base) {
             (0, Some(b)) => b.sample_rate,
             (0, None) => session_rate,
@@ -248,23 +298,44 @@ fn track_to(t: &Track) -> pb::Track {
         sends: t
             .sends
             .iter()
-            .map(|s| pb::Send { bus: s.bus.clone(), level_db: s.level_db, pre_fader: s.pre_fader })
+            .map(|s| pb::Send {
+                bus: s.bus.clone(),
+                level_db: s.level_db,
+                pre_fader: s.pre_fader,
+            })
             .collect(),
-        gain_automation: t.gain_automation.iter().map(|&(time_s, value)| pb::AutomationPoint { time_s, value }).collect(),
+        gain_automation: t
+            .gain_automation
+            .iter()
+            .map(|&(time_s, value)| pb::AutomationPoint { time_s, value })
+            .collect(),
         tags: t.tags.clone(),
     }
 }
 
 fn stem_to(s: &StemRef) -> pb::Stem {
-    pb::Stem { blake3: s.blake3.clone().unwrap_or_default(), name: s.name.clone() }
+    pb::Stem {
+        blake3: s.blake3.clone().unwrap_or_default(),
+        name: s.name.clone(),
+    }
 }
 
 fn stem_from(src: &str, field: &str, s: Option<&pb::Stem>) -> Result<StemRef> {
-    let Some(s) = s else { return Err(Error::field(src, field, "missing stem")) };
+    let Some(s) = s else {
+        return Err(Error::field(src, field, "missing stem"));
+    };
     if s.blake3.is_empty() {
-        return Err(Error::field(src, field, format_args!("{:?}: missing blake3 hash", s.name)));
+        return Err(Error::field(
+            src,
+            field,
+            format_args!("{:?}: missing blake3 hash", s.name),
+        ));
     }
-    Ok(StemRef { name: s.name.clone(), path: None, blake3: Some(s.blake3.clone()) })
+    Ok(StemRef {
+        name: s.name.clone(),
+        path: None,
+        blake3: Some(s.blake3.clone()),
+    })
 }
 
 fn output_to(o: &Output) -> String {
@@ -282,7 +353,12 @@ fn output_from(s: &str) -> Output {
 }
 
 fn eq_to(b: &EqBand) -> pb::EqBand {
-    pb::EqBand { r#type: b.kind.as_str().into(), freq: b.freq, q: b.q, gain_db: b.gain_db }
+    pb::EqBand {
+        r#type: b.kind.as_str().into(),
+        freq: b.freq,
+        q: b.q,
+        gain_db: b.gain_db,
+    }
 }
 
 fn eq_from(src: &str, path: &str, bands: &[pb::EqBand]) -> Result<Vec<EqBand>> {
@@ -306,7 +382,13 @@ fn compressor_from(src: &str, path: &str, c: &pb::Compressor) -> Result<Compress
     let detector = match c.detector.as_str() {
         "" | "peak" => Detector::Peak,
         "rms" => Detector::Rms,
-        d => return Err(Error::field(src, format!("{path}.detector"), format_args!("{d:?} is not a detector (peak or rms)"))),
+        d => {
+            return Err(Error::field(
+                src,
+                format!("{path}.detector"),
+                format_args!("{d:?} is not a detector (peak or rms)"),
+            ));
+        }
     };
     Ok(Compressor {
         threshold_db: c.threshold_db,
@@ -331,14 +413,33 @@ mod tests {
             source: "p".into(),
             tracks: vec![pb::Track {
                 name: "A".into(),
-                stem: Some(pb::Stem { blake3: "ab".repeat(32), name: "a.wav".into() }),
-                eq: vec![pb::EqBand { r#type: "peak".into(), freq: 1000.0, q: 0.0, gain_db: 1.0 }],
-                compressor: Some(pb::Compressor { threshold_db: -10.0, ratio: 2.0, ..Default::default() }),
+                stem: Some(pb::Stem {
+                    blake3: "ab".repeat(32),
+                    name: "a.wav".into(),
+                }),
+                eq: vec![pb::EqBand {
+                    r#type: "peak".into(),
+                    freq: 1000.0,
+                    q: 0.0,
+                    gain_db: 1.0,
+                }],
+                compressor: Some(pb::Compressor {
+                    threshold_db: -10.0,
+                    ratio: 2.0,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
             deliverables: vec![
-                pb::Deliverable { name: "d".into(), ..Default::default() },
-                pb::Deliverable { preset: "cd".into(), target_lufs: Some(-12.0), ..Default::default() },
+                pb::Deliverable {
+                    name: "d".into(),
+                    ..Default::default()
+                },
+                pb::Deliverable {
+                    preset: "cd".into(),
+                    target_lufs: Some(-12.0),
+                    ..Default::default()
+                },
             ],
             ..Default::default()
         };
@@ -348,9 +449,26 @@ mod tests {
         assert_eq!(s.tracks[0].compressor.unwrap().detector, Detector::Peak);
         assert_eq!(s.tracks[0].file.path, None);
         let d = &s.deliverables[0];
-        assert_eq!((d.sample_rate, d.bit_depth, d.format, d.variant, d.ceiling_dbtp), (44100, 24, Format::Wav, Variant::Main, Some(-1.0)));
+        assert_eq!(
+            (
+                d.sample_rate,
+                d.bit_depth,
+                d.format,
+                d.variant,
+                d.ceiling_dbtp
+            ),
+            (44100, 24, Format::Wav, Variant::Main, Some(-1.0))
+        );
         let cd = &s.deliverables[1];
-        assert_eq!((cd.name.as_str(), cd.sample_rate, cd.bit_depth, cd.target_lufs), ("cd", 44100, 16, Some(-12.0)));
+        assert_eq!(
+            (
+                cd.name.as_str(),
+                cd.sample_rate,
+                cd.bit_depth,
+                cd.target_lufs
+            ),
+            ("cd", 44100, 16, Some(-12.0))
+        );
     }
 
     #[test]
@@ -358,7 +476,14 @@ mod tests {
         let p = pb::Session {
             sample_rate: 48000,
             source: "p".into(),
-            tracks: vec![pb::Track { name: "A".into(), stem: Some(pb::Stem { blake3: String::new(), name: "a.wav".into() }), ..Default::default() }],
+            tracks: vec![pb::Track {
+                name: "A".into(),
+                stem: Some(pb::Stem {
+                    blake3: String::new(),
+                    name: "a.wav".into(),
+                }),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let e = from_proto(&p).unwrap_err().to_string();

@@ -21,7 +21,11 @@ impl<'a> Doc<'a> {
     /// 1-based line of a byte offset.
     pub fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     /// `source: line N: field: msg`.
@@ -38,7 +42,13 @@ impl<'a> Doc<'a> {
     pub fn parse(&self) -> Result<Spanned<DeTable<'a>>> {
         DeTable::parse(self.text).map_err(|e| {
             // The Display of toml's error is a multi-line snippet; keep the message only.
-            let msg = e.message().lines().next().unwrap_or("invalid TOML").trim().to_string();
+            let msg = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .trim()
+                .to_string();
             match e.span() {
                 Some(span) => self.err_at(&span, "", format_args!("invalid TOML: {msg}")),
                 None => Error::InvalidSession(format!("{}: invalid TOML: {msg}", self.source)),
@@ -48,7 +58,13 @@ impl<'a> Doc<'a> {
 
     /// A table view of the document root.
     pub fn root<'b>(&'b self, t: &'b Spanned<DeTable<'a>>) -> Tbl<'b> {
-        Tbl { doc: self, t: t.get_ref(), span: t.span(), path: String::new(), label: "the top level".into() }
+        Tbl {
+            doc: self,
+            t: t.get_ref(),
+            span: t.span(),
+            path: String::new(),
+            label: "the top level".into(),
+        }
     }
 }
 
@@ -85,7 +101,11 @@ impl<'a> Tbl<'a> {
                 let hint = did_you_mean(key, allowed)
                     .map(|s| format!(" (did you mean \"{s}\"?)"))
                     .unwrap_or_default();
-                return Err(self.doc.err_at(&k.span(), "", format_args!("unknown key {key:?} in {}{hint}", self.label)));
+                return Err(self.doc.err_at(
+                    &k.span(),
+                    "",
+                    format_args!("unknown key {key:?} in {}{hint}", self.label),
+                ));
             }
         }
         Ok(())
@@ -98,12 +118,15 @@ impl<'a> Tbl<'a> {
 
     /// "required field is missing", with the table's line.
     pub fn missing(&self, key: &str) -> Error {
-        self.doc.err_at(&self.span, &self.field(key), "required field is missing")
+        self.doc
+            .err_at(&self.span, &self.field(key), "required field is missing")
     }
 
     /// A number (integer or float) if present.
     pub fn f64_opt(&self, key: &str) -> Result<Option<f64>> {
-        self.get(key).map(|v| num(self.doc, v, &self.field(key))).transpose()
+        self.get(key)
+            .map(|v| num(self.doc, v, &self.field(key)))
+            .transpose()
     }
     /// A number, or `default` when absent.
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
@@ -115,7 +138,9 @@ impl<'a> Tbl<'a> {
     }
     /// A whole number in u32 range, if present.
     pub fn u32_opt(&self, key: &str) -> Result<Option<u32>> {
-        self.get(key).map(|v| uint(self.doc, v, &self.field(key))).transpose()
+        self.get(key)
+            .map(|v| uint(self.doc, v, &self.field(key)))
+            .transpose()
     }
     /// A boolean, or `default` when absent.
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
@@ -123,13 +148,19 @@ impl<'a> Tbl<'a> {
             None => Ok(default),
             Some(v) => match v.get_ref() {
                 DeValue::Boolean(b) => Ok(*b),
-                other => Err(self.doc.err_at(&v.span(), &self.field(key), format_args!("expected true or false, found {}", describe(other)))),
+                other => Err(self.doc.err_at(
+                    &v.span(),
+                    &self.field(key),
+                    format_args!("expected true or false, found {}", describe(other)),
+                )),
             },
         }
     }
     /// A string if present.
     pub fn str_opt(&self, key: &str) -> Result<Option<String>> {
-        self.get(key).map(|v| string(self.doc, v, &self.field(key))).transpose()
+        self.get(key)
+            .map(|v| string(self.doc, v, &self.field(key)))
+            .transpose()
     }
     /// A required string.
     pub fn str_req(&self, key: &str) -> Result<String> {
@@ -151,29 +182,47 @@ impl<'a> Tbl<'a> {
             None => Ok(None),
             Some(v) => match v.get_ref() {
                 DeValue::Array(a) => Ok(Some(&a[..])),
-                other => Err(self.doc.err_at(&v.span(), &self.field(key), format_args!("expected an array, found {}", describe(other)))),
+                other => Err(self.doc.err_at(
+                    &v.span(),
+                    &self.field(key),
+                    format_args!("expected an array, found {}", describe(other)),
+                )),
             },
         }
     }
     /// An array of tables (`[[key]]` or an array of inline tables), each labelled `label`
     /// and with path `key[i]`; empty when absent.
     pub fn tables(&self, key: &str, label: &str) -> Result<Vec<Tbl<'a>>> {
-        let Some(v) = self.get(key) else { return Ok(Vec::new()) };
+        let Some(v) = self.get(key) else {
+            return Ok(Vec::new());
+        };
         let DeValue::Array(a) = v.get_ref() else {
             return Err(self.doc.err_at(
                 &v.span(),
                 &self.field(key),
-                format_args!("expected {label} (an array of tables), found {}", describe(v.get_ref())),
+                format_args!(
+                    "expected {label} (an array of tables), found {}",
+                    describe(v.get_ref())
+                ),
             ));
         };
         a.iter()
             .enumerate()
-            .map(|(i, item)| table(self.doc, item, format!("{}[{i}]", self.field(key)), label.to_string()))
+            .map(|(i, item)| {
+                table(
+                    self.doc,
+                    item,
+                    format!("{}[{i}]", self.field(key)),
+                    label.to_string(),
+                )
+            })
             .collect()
     }
     /// A list of strings (absent: empty).
     pub fn strings(&self, key: &str) -> Result<Vec<String>> {
-        let Some(items) = self.array_opt(key)? else { return Ok(Vec::new()) };
+        let Some(items) = self.array_opt(key)? else {
+            return Ok(Vec::new());
+        };
         items
             .iter()
             .enumerate()
@@ -182,7 +231,9 @@ impl<'a> Tbl<'a> {
     }
     /// A list of numbers (absent: None).
     pub fn numbers_opt(&self, key: &str) -> Result<Option<Vec<f64>>> {
-        let Some(items) = self.array_opt(key)? else { return Ok(None) };
+        let Some(items) = self.array_opt(key)? else {
+            return Ok(None);
+        };
         items
             .iter()
             .enumerate()
@@ -194,14 +245,33 @@ impl<'a> Tbl<'a> {
 
 /// `path.key`, or `key` at the root.
 pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// A table value.
-pub(crate) fn table<'a>(doc: &'a Doc<'a>, v: &'a Val<'a>, path: String, label: String) -> Result<Tbl<'a>> {
+pub(crate) fn table<'a>(
+    doc: &'a Doc<'a>,
+    v: &'a Val<'a>,
+    path: String,
+    label: String,
+) -> Result<Tbl<'a>> {
     match v.get_ref() {
-        DeValue::Table(t) => Ok(Tbl { doc, t, span: v.span(), path, label }),
-        other => Err(doc.err_at(&v.span(), &path, format_args!("expected a table, found {}", describe(other)))),
+        DeValue::Table(t) => Ok(Tbl {
+            doc,
+            t,
+            span: v.span(),
+            path,
+            label,
+        }),
+        other => Err(doc.err_at(
+            &v.span(),
+            &path,
+            format_args!("expected a table, found {}", describe(other)),
+        )),
     }
 }
 
@@ -210,18 +280,32 @@ pub(crate) fn num(doc: &Doc<'_>, v: &Val<'_>, field: &str) -> Result<f64> {
     match v.get_ref() {
         DeValue::Float(f) => {
             let text = f.as_str().replace('_', "");
-            text.parse::<f64>()
-                .map_err(|_| doc.err_at(&v.span(), field, format_args!("{} is not a number", f.as_str())))
+            text.parse::<f64>().map_err(|_| {
+                doc.err_at(
+                    &v.span(),
+                    field,
+                    format_args!("{} is not a number", f.as_str()),
+                )
+            })
         }
         DeValue::Integer(i) => int(doc, v, field, i).map(|n| n as f64),
-        other => Err(doc.err_at(&v.span(), field, format_args!("expected a number, found {}", describe(other)))),
+        other => Err(doc.err_at(
+            &v.span(),
+            field,
+            format_args!("expected a number, found {}", describe(other)),
+        )),
     }
 }
 
 fn int(doc: &Doc<'_>, v: &Val<'_>, field: &str, i: &toml::de::DeInteger<'_>) -> Result<i64> {
     let text = i.as_str().replace('_', "");
-    i64::from_str_radix(&text, i.radix())
-        .map_err(|_| doc.err_at(&v.span(), field, format_args!("{i} is not a 64-bit integer")))
+    i64::from_str_radix(&text, i.radix()).map_err(|_| {
+        doc.err_at(
+            &v.span(),
+            field,
+            format_args!("{i} is not a 64-bit integer"),
+        )
+    })
 }
 
 /// A whole number that fits u32 (an integral float is accepted too).
@@ -229,18 +313,34 @@ pub(crate) fn uint(doc: &Doc<'_>, v: &Val<'_>, field: &str) -> Result<u32> {
     let n: f64 = match v.get_ref() {
         DeValue::Integer(i) => {
             let n = int(doc, v, field, i)?;
-            return u32::try_from(n)
-                .map_err(|_| doc.err_at(&v.span(), field, format_args!("{n} is out of range (expected a whole number 0..={})", u32::MAX)));
+            return u32::try_from(n).map_err(|_| {
+                doc.err_at(
+                    &v.span(),
+                    field,
+                    format_args!(
+                        "{n} is out of range (expected a whole number 0..={})",
+                        u32::MAX
+                    ),
+                )
+            });
         }
         DeValue::Float(_) => num(doc, v, field)?,
         other => {
-            return Err(doc.err_at(&v.span(), field, format_args!("expected a whole number, found {}", describe(other))));
+            return Err(doc.err_at(
+                &v.span(),
+                field,
+                format_args!("expected a whole number, found {}", describe(other)),
+            ));
         }
     };
     if n.is_finite() && n.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&n) {
         Ok(n as u32)
     } else {
-        Err(doc.err_at(&v.span(), field, format_args!("{n} is not a whole number 0..={}", u32::MAX)))
+        Err(doc.err_at(
+            &v.span(),
+            field,
+            format_args!("{n} is not a whole number 0..={}", u32::MAX),
+        ))
     }
 }
 
@@ -248,7 +348,11 @@ pub(crate) fn uint(doc: &Doc<'_>, v: &Val<'_>, field: &str) -> Result<u32> {
 pub(crate) fn string(doc: &Doc<'_>, v: &Val<'_>, field: &str) -> Result<String> {
     match v.get_ref() {
         DeValue::String(s) => Ok(s.to_string()),
-        other => Err(doc.err_at(&v.span(), field, format_args!("expected a string, found {}", describe(other)))),
+        other => Err(doc.err_at(
+            &v.span(),
+            field,
+            format_args!("expected a string, found {}", describe(other)),
+        )),
     }
 }
 
@@ -290,7 +394,9 @@ fn levenshtein(a: &str, b: &str) -> usize {
                 i
             } else {
                 let cost = usize::from(a[i - 1] != b[j - 1]);
-                let mut v = (d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1).min(d[(i - 1) * w + j - 1] + cost);
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + cost);
                 if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                     v = v.min(d[(i - 2) * w + j - 2] + 1);
                 }
@@ -323,7 +429,10 @@ mod tests {
 
     #[test]
     fn line_numbers_are_one_based() {
-        let doc = Doc { text: "a = 1\nb = 2\n", source: "x.toml" };
+        let doc = Doc {
+            text: "a = 1\nb = 2\n",
+            source: "x.toml",
+        };
         assert_eq!(doc.line(0), 1);
         assert_eq!(doc.line(6), 2);
         assert_eq!(doc.line(1000), 3);

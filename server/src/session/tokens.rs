@@ -29,7 +29,11 @@ pub fn parse_tokens_toml(text: &str, source: &str) -> Result<Vec<TokenEntry>> {
     root.check_keys(&["token"])?;
     let tables = root.tables("token", "[[token]]")?;
     if tables.is_empty() {
-        return Err(Error::field(source, "token", "no [[token]] entries (nobody could connect)"));
+        return Err(Error::field(
+            source,
+            "token",
+            "no [[token]] entries (nobody could connect)",
+        ));
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::with_capacity(tables.len());
@@ -37,7 +41,11 @@ pub fn parse_tokens_toml(text: &str, source: &str) -> Result<Vec<TokenEntry>> {
         t.check_keys(&["project", "sha256", "max_running_jobs", "max_queued_jobs"])?;
         let project = t.str_req("project")?;
         if project.trim().is_empty() {
-            return Err(Error::field(source, t.field("project"), "must not be empty"));
+            return Err(Error::field(
+                source,
+                t.field("project"),
+                "must not be empty",
+            ));
         }
         let raw = t.str_req("sha256")?;
         let sha256 = raw.to_ascii_lowercase();
@@ -45,19 +53,34 @@ pub fn parse_tokens_toml(text: &str, source: &str) -> Result<Vec<TokenEntry>> {
             return Err(Error::field(
                 source,
                 t.field("sha256"),
-                format_args!("{raw:?} is not a SHA-256 in hex (64 hex digits; the token itself is never stored)"),
+                format_args!(
+                    "{raw:?} is not a SHA-256 in hex (64 hex digits; the token itself is never stored)"
+                ),
             ));
         }
         if let Some(j) = seen.insert(sha256.clone(), i) {
-            return Err(Error::field(source, t.field("sha256"), format_args!("the same hash as token[{j}] (one token, one project)")));
+            return Err(Error::field(
+                source,
+                t.field("sha256"),
+                format_args!("the same hash as token[{j}] (one token, one project)"),
+            ));
         }
         let limit = |key: &str| -> Result<Option<u32>> {
             match t.u32_opt(key)? {
-                Some(0) => Err(Error::field(source, t.field(key), "0 is below 1 (omit the key for the server's default)")),
+                Some(0) => Err(Error::field(
+                    source,
+                    t.field(key),
+                    "0 is below 1 (omit the key for the server's default)",
+                )),
                 v => Ok(v),
             }
         };
-        out.push(TokenEntry { project, sha256, max_running_jobs: limit("max_running_jobs")?, max_queued_jobs: limit("max_queued_jobs")? });
+        out.push(TokenEntry {
+            project,
+            sha256,
+            max_running_jobs: limit("max_running_jobs")?,
+            max_queued_jobs: limit("max_queued_jobs")?,
+        });
     }
     Ok(out)
 }

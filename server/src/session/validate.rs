@@ -30,13 +30,18 @@ const MAX_MULTIBAND_BANDS: usize = 16;
 /// Checks every rule of CONTRACT.md (and the ranges above). The first problem found
 /// is returned, naming `session.source`, the field path and the value.
 pub fn validate(session: &Session) -> Result<()> {
-    let ck = Ck { src: &session.source };
+    let ck = Ck {
+        src: &session.source,
+    };
     ck.rate("session.sample_rate", session.sample_rate)?;
     let nyq = Nyquist(session.sample_rate);
     ck.within("session.tail_s", session.tail_s, 0.0, 600.0, " s")?;
 
     if session.tracks.is_empty() {
-        return Err(ck.err("track", "the session has no tracks (add at least one [[track]])"));
+        return Err(ck.err(
+            "track",
+            "the session has no tracks (add at least one [[track]])",
+        ));
     }
     ck.limit("track", session.tracks.len(), MAX_TRACKS, "tracks")?;
     ck.limit("bus", session.buses.len(), MAX_BUSES, "buses")?;
@@ -49,23 +54,45 @@ pub fn validate(session: &Session) -> Result<()> {
             return Err(ck.err(&format!("bus[{i}].name"), "must not be empty"));
         }
         if b.name == "master" {
-            return Err(ck.err(&format!("{p}.name"), "\"master\" is reserved for the master bus; pick another bus name"));
+            return Err(ck.err(
+                &format!("{p}.name"),
+                "\"master\" is reserved for the master bus; pick another bus name",
+            ));
         }
         if let Some(j) = bus_index.insert(&b.name, i) {
-            return Err(ck.err(&format!("{p}.name"), format_args!("{:?} is already the name of bus[{j}] (bus names are unique)", b.name)));
+            return Err(ck.err(
+                &format!("{p}.name"),
+                format_args!(
+                    "{:?} is already the name of bus[{j}] (bus names are unique)",
+                    b.name
+                ),
+            ));
         }
         ck.within(&format!("{p}.gain_db"), b.gain_db, -60.0, 60.0, " dB")?;
         if let Some(r) = &b.reverb {
             ck.stem(&format!("{p}.reverb.ir"), &r.ir)?;
-            ck.within(&format!("{p}.reverb.predelay_ms"), r.predelay_ms, 0.0, 1000.0, " ms")?;
+            ck.within(
+                &format!("{p}.reverb.predelay_ms"),
+                r.predelay_ms,
+                0.0,
+                1000.0,
+                " ms",
+            )?;
             ck.within(&format!("{p}.reverb.wet_db"), r.wet_db, -60.0, 60.0, " dB")?;
         }
     }
     for (i, b) in session.buses.iter().enumerate() {
-        ck.output(&format!("bus[{i}] {:?}.output", b.name), &b.output, &bus_index)?;
+        ck.output(
+            &format!("bus[{i}] {:?}.output", b.name),
+            &b.output,
+            &bus_index,
+        )?;
     }
     if let Some((start, cycle)) = find_cycle(session, &bus_index) {
-        let names: Vec<String> = cycle.iter().map(|&k| format!("{:?}", session.buses[k].name)).collect();
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|&k| format!("{:?}", session.buses[k].name))
+            .collect();
         return Err(ck.err(
             &format!("bus[{start}] {:?}.output", session.buses[start].name),
             format_args!("routing loop: bus {}", names.join(" -> ")),
@@ -79,7 +106,13 @@ pub fn validate(session: &Session) -> Result<()> {
             return Err(ck.err(&format!("track[{i}].name"), "must not be empty"));
         }
         if let Some(j) = track_names.insert(&t.name, i) {
-            return Err(ck.err(&format!("{p}.name"), format_args!("{:?} is already the name of track[{j}] (track names are unique)", t.name)));
+            return Err(ck.err(
+                &format!("{p}.name"),
+                format_args!(
+                    "{:?} is already the name of track[{j}] (track names are unique)",
+                    t.name
+                ),
+            ));
         }
         ck.stem(&format!("{p}.file"), &t.file)?;
         ck.within(&format!("{p}.gain_db"), t.gain_db, -60.0, 60.0, " dB")?;
@@ -94,13 +127,25 @@ pub fn validate(session: &Session) -> Result<()> {
         for (j, s) in t.sends.iter().enumerate() {
             let sp = format!("{p}.sends[{j}]");
             if !bus_index.contains_key(s.bus.as_str()) {
-                let what = if s.bus == "master" { " (sends go to buses; use output = \"master\")" } else { "" };
-                return Err(ck.err(&format!("{sp}.bus"), format_args!("{:?} is not a bus name{what}", s.bus)));
+                let what = if s.bus == "master" {
+                    " (sends go to buses; use output = \"master\")"
+                } else {
+                    ""
+                };
+                return Err(ck.err(
+                    &format!("{sp}.bus"),
+                    format_args!("{:?} is not a bus name{what}", s.bus),
+                ));
             }
             ck.within(&format!("{sp}.level_db"), s.level_db, -60.0, 60.0, " dB")?;
         }
         let ap = format!("{p}.automation.gain_db");
-        ck.limit(&ap, t.gain_automation.len(), MAX_AUTOMATION_POINTS, "points")?;
+        ck.limit(
+            &ap,
+            t.gain_automation.len(),
+            MAX_AUTOMATION_POINTS,
+            "points",
+        )?;
         let mut prev = 0.0;
         for (j, &(time, value)) in t.gain_automation.iter().enumerate() {
             ck.at_least(&format!("{ap}[{j}][0]"), time, 0.0, " s")?;
@@ -119,11 +164,20 @@ pub fn validate(session: &Session) -> Result<()> {
         ck.eq("master.eq", &m.eq, nyq)?;
         if let Some(mb) = &m.multiband {
             let n = mb.crossovers_hz.len();
-            ck.limit("master.multiband.bands", mb.bands.len(), MAX_MULTIBAND_BANDS, "bands")?;
+            ck.limit(
+                "master.multiband.bands",
+                mb.bands.len(),
+                MAX_MULTIBAND_BANDS,
+                "bands",
+            )?;
             if mb.bands.len() != n + 1 {
                 return Err(ck.err(
                     "master.multiband.bands",
-                    format_args!("{} bands for {n} crossovers (bands must be crossovers + 1 = {})", mb.bands.len(), n + 1),
+                    format_args!(
+                        "{} bands for {n} crossovers (bands must be crossovers + 1 = {})",
+                        mb.bands.len(),
+                        n + 1
+                    ),
                 ));
             }
             for (j, &f) in mb.crossovers_hz.iter().enumerate() {
@@ -137,7 +191,10 @@ pub fn validate(session: &Session) -> Result<()> {
                 let bp = format!("master.multiband.bands[{j}]");
                 ck.compressor(&bp, b)?;
                 if b.detector != Detector::Peak {
-                    return Err(ck.err(&format!("{bp}.detector"), "\"rms\" is not available in multiband bands (they use peak)"));
+                    return Err(ck.err(
+                        &format!("{bp}.detector"),
+                        "\"rms\" is not available in multiband bands (they use peak)",
+                    ));
                 }
             }
         }
@@ -145,9 +202,27 @@ pub fn validate(session: &Session) -> Result<()> {
             ck.within("master.width", w, 0.0, 4.0, "")?;
         }
         if let Some(l) = &m.limiter {
-            ck.within("master.limiter.ceiling_dbtp", l.ceiling_dbtp, -20.0, 0.0, " dBTP")?;
-            ck.within("master.limiter.release_ms", l.release_ms, 0.0, 10000.0, " ms")?;
-            ck.within("master.limiter.lookahead_ms", l.lookahead_ms, 0.0, 100.0, " ms")?;
+            ck.within(
+                "master.limiter.ceiling_dbtp",
+                l.ceiling_dbtp,
+                -20.0,
+                0.0,
+                " dBTP",
+            )?;
+            ck.within(
+                "master.limiter.release_ms",
+                l.release_ms,
+                0.0,
+                10000.0,
+                " ms",
+            )?;
+            ck.within(
+                "master.limiter.lookahead_ms",
+                l.lookahead_ms,
+                0.0,
+                100.0,
+                " ms",
+            )?;
         }
     }
 
@@ -156,7 +231,11 @@ pub fn validate(session: &Session) -> Result<()> {
 
 /// Deliverable rules (shared with album files). With `rate_zero_ok`, `sample_rate` 0
 /// means "each song's own rate" (an album's deliverables).
-pub(crate) fn validate_deliverables(src: &str, ds: &[Deliverable], rate_zero_ok: bool) -> Result<()> {
+pub(crate) fn validate_deliverables(
+    src: &str,
+    ds: &[Deliverable],
+    rate_zero_ok: bool,
+) -> Result<()> {
     let ck = Ck { src };
     ck.limit("deliverable", ds.len(), MAX_DELIVERABLES, "deliverables")?;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -167,11 +246,19 @@ pub(crate) fn validate_deliverables(src: &str, ds: &[Deliverable], rate_zero_ok:
         if n.is_empty() {
             return Err(ck.err(&format!("deliverable[{i}].name"), "must not be empty"));
         }
-        if n.contains('/') || n.contains('\\') || n == ".." || n == "." || n.chars().any(char::is_control) {
+        if n.contains('/')
+            || n.contains('\\')
+            || n == ".."
+            || n == "."
+            || n.chars().any(char::is_control)
+        {
             return Err(ck.err(&np, format_args!("{n:?} is not a plain file name (no path separators, \"..\" or control characters)")));
         }
         if n.eq_ignore_ascii_case("mix") {
-            return Err(ck.err(&np, format_args!("{n:?} is taken by the mix (mix.wav); pick another name")));
+            return Err(ck.err(
+                &np,
+                format_args!("{n:?} is taken by the mix (mix.wav); pick another name"),
+            ));
         }
         if let Some(j) = seen.insert(n.to_lowercase(), i) {
             return Err(ck.err(&np, format_args!("{n:?} is already the name of deliverable[{j}] (names are unique, ignoring case)")));
@@ -186,10 +273,16 @@ pub(crate) fn validate_deliverables(src: &str, ds: &[Deliverable], rate_zero_ok:
             ck.rate(&format!("{p}.sample_rate"), d.sample_rate)?;
         }
         if ![16, 24, 32].contains(&d.bit_depth) {
-            return Err(ck.err(&format!("{p}.bit_depth"), format_args!("{} is not 16, 24 or 32", d.bit_depth)));
+            return Err(ck.err(
+                &format!("{p}.bit_depth"),
+                format_args!("{} is not 16, 24 or 32", d.bit_depth),
+            ));
         }
         if d.format == Format::Flac && d.bit_depth == 32 {
-            return Err(ck.err(&format!("{p}.bit_depth"), "32 is not available for flac (16 or 24; use format = \"wav\" for 32-bit float)"));
+            return Err(ck.err(
+                &format!("{p}.bit_depth"),
+                "32 is not available for flac (16 or 24; use format = \"wav\" for 32-bit float)",
+            ));
         }
     }
     Ok(())
@@ -198,14 +291,24 @@ pub(crate) fn validate_deliverables(src: &str, ds: &[Deliverable], rate_zero_ok:
 /// Bus indices in an order where every bus comes after all buses that feed it (the
 /// engine sums buses in this order). Ties keep file order. A loop is an error.
 pub fn bus_order(session: &Session) -> Result<Vec<usize>> {
-    let ck = Ck { src: &session.source };
-    let index: HashMap<&str, usize> = session.buses.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect();
+    let ck = Ck {
+        src: &session.source,
+    };
+    let index: HashMap<&str, usize> = session
+        .buses
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
     let n = session.buses.len();
     let target = |i: usize| -> Result<Option<usize>> {
         match &session.buses[i].output {
             Output::Master => Ok(None),
             Output::Bus(name) => index.get(name.as_str()).copied().map(Some).ok_or_else(|| {
-                ck.err(&format!("bus[{i}] {:?}.output", session.buses[i].name), format_args!("{name:?} is not a bus name"))
+                ck.err(
+                    &format!("bus[{i}] {:?}.output", session.buses[i].name),
+                    format_args!("{name:?} is not a bus name"),
+                )
             }),
         }
     };
@@ -224,9 +327,19 @@ pub fn bus_order(session: &Session) -> Result<Vec<usize>> {
         // The first ready bus in file order: n is small, O(n²) is fine.
         let Some(i) = (0..n).find(|&i| !done[i] && feeders[i] == 0) else {
             let (start, cycle) = find_cycle(session, &index).unwrap_or((0, Vec::new()));
-            let names: Vec<String> = cycle.iter().map(|&k| format!("{:?}", session.buses[k].name)).collect();
+            let names: Vec<String> = cycle
+                .iter()
+                .map(|&k| format!("{:?}", session.buses[k].name))
+                .collect();
             return Err(ck.err(
-                &format!("bus[{start}] {:?}.output", session.buses.get(start).map(|b| b.name.as_str()).unwrap_or("")),
+                &format!(
+                    "bus[{start}] {:?}.output",
+                    session
+                        .buses
+                        .get(start)
+                        .map(|b| b.name.as_str())
+                        .unwrap_or("")
+                ),
                 format_args!("routing loop: bus {}", names.join(" -> ")),
             ));
         };
@@ -257,7 +370,12 @@ fn find_cycle(session: &Session, index: &HashMap<&str, usize>) -> Option<(usize,
             if let Some(pos) = path.iter().position(|&k| k == nx) {
                 // Rotate so the loop starts at its lowest-index bus (stable messages).
                 let mut cycle: Vec<usize> = path[pos..].to_vec();
-                let min_pos = cycle.iter().enumerate().min_by_key(|(_, k)| **k).map(|(p, _)| p).unwrap_or(0);
+                let min_pos = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, k)| **k)
+                    .map(|(p, _)| p)
+                    .unwrap_or(0);
                 cycle.rotate_left(min_pos);
                 cycle.push(cycle[0]);
                 return Some((cycle[0], cycle));
@@ -285,14 +403,24 @@ impl Ck<'_> {
 
     fn limit(&self, field: &str, n: usize, max: usize, what: &str) -> Result<()> {
         if n > max {
-            let at = if self.src.is_empty() { String::new() } else { format!("{}: ", self.src) };
-            return Err(Error::Limit(format!("{at}{field}: {n} {what}, at most {max}")));
+            let at = if self.src.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", self.src)
+            };
+            return Err(Error::Limit(format!(
+                "{at}{field}: {n} {what}, at most {max}"
+            )));
         }
         Ok(())
     }
 
     fn finite(&self, field: &str, v: f64) -> Result<()> {
-        if v.is_finite() { Ok(()) } else { Err(self.err(field, format_args!("{v} is not a finite number"))) }
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(self.err(field, format_args!("{v} is not a finite number")))
+        }
     }
 
     /// v in [lo, hi].
@@ -323,7 +451,13 @@ impl Ck<'_> {
         self.finite(field, f)?;
         let n = f64::from(nyq.0) / 2.0;
         if f <= 0.0 || f >= n {
-            return Err(self.err(field, format_args!("{f} is outside (0, {n}) Hz (the Nyquist of session.sample_rate {})", nyq.0)));
+            return Err(self.err(
+                field,
+                format_args!(
+                    "{f} is outside (0, {n}) Hz (the Nyquist of session.sample_rate {})",
+                    nyq.0
+                ),
+            ));
         }
         Ok(())
     }
@@ -333,9 +467,14 @@ impl Ck<'_> {
             return Err(self.err(field, "must not be empty"));
         }
         if let Some(h) = &s.blake3
-            && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            && !(h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         {
-            return Err(self.err(field, format_args!("{}: blake3 {h:?} is not 64 lower-case hex digits", s.name)));
+            return Err(self.err(
+                field,
+                format_args!("{}: blake3 {h:?} is not 64 lower-case hex digits", s.name),
+            ));
         }
         Ok(())
     }
@@ -344,7 +483,10 @@ impl Ck<'_> {
         match o {
             Output::Master => Ok(()),
             Output::Bus(n) if buses.contains_key(n.as_str()) => Ok(()),
-            Output::Bus(n) => Err(self.err(field, format_args!("{n:?} is not a bus name (nor \"master\")"))),
+            Output::Bus(n) => Err(self.err(
+                field,
+                format_args!("{n:?} is not a bus name (nor \"master\")"),
+            )),
         }
     }
 
@@ -363,13 +505,28 @@ impl Ck<'_> {
     }
 
     fn compressor(&self, p: &str, c: &Compressor) -> Result<()> {
-        self.within(&format!("{p}.threshold_db"), c.threshold_db, -120.0, 24.0, " dB")?;
+        self.within(
+            &format!("{p}.threshold_db"),
+            c.threshold_db,
+            -120.0,
+            24.0,
+            " dB",
+        )?;
         self.finite(&format!("{p}.ratio"), c.ratio)?;
         if c.ratio < 1.0 {
-            return Err(self.err(&format!("{p}.ratio"), format_args!("{} is below 1", c.ratio)));
+            return Err(self.err(
+                &format!("{p}.ratio"),
+                format_args!("{} is below 1", c.ratio),
+            ));
         }
         self.within(&format!("{p}.attack_ms"), c.attack_ms, 0.0, 10000.0, " ms")?;
-        self.within(&format!("{p}.release_ms"), c.release_ms, 0.0, 10000.0, " ms")?;
+        self.within(
+            &format!("{p}.release_ms"),
+            c.release_ms,
+            0.0,
+            10000.0,
+            " ms",
+        )?;
         self.within(&format!("{p}.knee_db"), c.knee_db, 0.0, 48.0, " dB")?;
         self.within(&format!("{p}.makeup_db"), c.makeup_db, -60.0, 60.0, " dB")?;
         Ok(())
@@ -381,7 +538,11 @@ mod tests {
     use super::*;
 
     fn stem(name: &str) -> StemRef {
-        StemRef { name: name.into(), path: None, blake3: None }
+        StemRef {
+            name: name.into(),
+            path: None,
+            blake3: None,
+        }
     }
 
     fn track(name: &str, output: Output) -> Track {
@@ -404,7 +565,12 @@ mod tests {
     }
 
     fn bus(name: &str, output: Output) -> Bus {
-        Bus { name: name.into(), output, gain_db: 0.0, reverb: None }
+        Bus {
+            name: name.into(),
+            output,
+            gain_db: 0.0,
+            reverb: None,
+        }
     }
 
     fn session(buses: Vec<Bus>) -> Session {
@@ -445,7 +611,10 @@ mod tests {
             bus("B", Output::Bus("A".into())),
         ]);
         let e = validate(&s).unwrap_err().to_string();
-        assert_eq!(e, "s.toml: bus[1] \"A\".output: routing loop: bus \"A\" -> \"B\" -> \"A\"");
+        assert_eq!(
+            e,
+            "s.toml: bus[1] \"A\".output: routing loop: bus \"A\" -> \"B\" -> \"A\""
+        );
         let e = bus_order(&s).unwrap_err().to_string();
         assert!(e.contains("bus \"A\" -> \"B\" -> \"A\""), "{e}");
     }
@@ -461,7 +630,11 @@ mod tests {
     fn send_to_own_output_bus_is_allowed() {
         let mut s = session(vec![bus("Verb", Output::Master)]);
         s.tracks[0].output = Output::Bus("Verb".into());
-        s.tracks[0].sends.push(Send { bus: "Verb".into(), level_db: -6.0, pre_fader: false });
+        s.tracks[0].sends.push(Send {
+            bus: "Verb".into(),
+            level_db: -6.0,
+            pre_fader: false,
+        });
         validate(&s).unwrap();
     }
 
@@ -470,7 +643,12 @@ mod tests {
         let mut s = session(vec![]);
         s.source = "song.toml".into();
         s.tracks[0].name = "Kick".into();
-        s.tracks[0].eq.push(EqBand { kind: EqType::Peak, freq: 30000.0, q: 1.0, gain_db: 0.0 });
+        s.tracks[0].eq.push(EqBand {
+            kind: EqType::Peak,
+            freq: 30000.0,
+            q: 1.0,
+            gain_db: 0.0,
+        });
         let mut s2 = s.clone();
         s2.tracks.insert(0, track("x", Output::Master));
         s2.tracks.insert(0, track("y", Output::Master));
