@@ -135,7 +135,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             } else if jobs.is_empty() {
                 println!("no jobs");
             } else {
-                println!("{:<18} {:<10} {:>5}  {}", "ID", "STATE", "DONE", "SESSION");
+                println!("{:<18} {:<10} {:>5}  SESSION", "ID", "STATE", "DONE");
                 for j in &jobs {
                     let mut line = format!(
                         "{:<18} {:<10} {:>4}%  {}",

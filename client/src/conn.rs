@@ -116,10 +116,11 @@ impl Conn {
                 .shutdown()
                 .await
                 .map_err(|e| anyhow!("embedded server: {e}"))?;
-            if let Some(id) = forget_job {
-                if !id.is_empty() && !id.contains(['/', '\\', '.']) {
-                    let _ = std::fs::remove_dir_all(e.data_dir.join("jobs").join(id));
-                }
+            if let Some(id) = forget_job
+                && !id.is_empty()
+                && !id.contains(['/', '\\', '.'])
+            {
+                let _ = std::fs::remove_dir_all(e.data_dir.join("jobs").join(id));
             }
         }
         Ok(())

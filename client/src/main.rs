@@ -20,6 +20,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("bounce: internal error{at}: {}", msg.replace('\n', " "));
     }));
+    bounce_server::service::prepare_process_env();
     let cli = bounce_client::Cli::parse();
     match bounce_client::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,10 @@ use rand_chacha::ChaCha8Rng;
 const RATE: u32 = 48_000;
 
 fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn write_wav(path: &Path, ch: &[Vec<f32>]) {
@@ -39,7 +42,12 @@ fn write_wav(path: &Path, ch: &[Vec<f32>]) {
 }
 
 /// Convolves `secs` seconds of `x` (all blocks plus the IR tail); returns wall seconds.
-fn time_bank(bank: &mut dyn ConvolutionBank, ir: &ImpulseResponse, x: &[Vec<f32>; 2], frames: usize) -> f64 {
+fn time_bank(
+    bank: &mut dyn ConvolutionBank,
+    ir: &ImpulseResponse,
+    x: &[Vec<f32>; 2],
+    frames: usize,
+) -> f64 {
     let b = bank.block_len();
     let slot = bank.add(ir).expect("add IR");
     let blocks = (frames + ir.frames()).div_ceil(b);
@@ -49,7 +57,11 @@ fn time_bank(bank: &mut dyn ConvolutionBank, ir: &ImpulseResponse, x: &[Vec<f32>
     let t = Instant::now();
     for k in 0..blocks {
         let get = |c: usize| -> &[f32] {
-            if (k + 1) * b <= frames { &x[c][k * b..(k + 1) * b] } else { &zeros }
+            if (k + 1) * b <= frames {
+                &x[c][k * b..(k + 1) * b]
+            } else {
+                &zeros
+            }
         };
         bank.process(&[slot], &[[get(0), get(1)]], &mut [[&mut l, &mut r]])
             .expect("process");
@@ -80,7 +92,11 @@ fn main() {
     let ir_ch: Vec<Vec<f32>> = (0..2)
         .map(|_| {
             (0..ir_frames)
-                .map(|i| rng.random_range(-1.0f32..1.0) * (-6.0 * i as f32 / ir_frames as f32).exp() * 0.1)
+                .map(|i| {
+                    rng.random_range(-1.0f32..1.0)
+                        * (-6.0 * i as f32 / ir_frames as f32).exp()
+                        * 0.1
+                })
                 .collect()
         })
         .collect();
@@ -100,7 +116,11 @@ fn main() {
     let mut gpu_x = None;
     match GpuContext::new_blocking() {
         Ok(ctx) => {
-            let gsecs = if ctx.is_hardware() { seconds } else { env_f64("BOUNCE_BENCH_GPU_SECONDS", 30.0).min(seconds) };
+            let gsecs = if ctx.is_hardware() {
+                seconds
+            } else {
+                env_f64("BOUNCE_BENCH_GPU_SECONDS", 30.0).min(seconds)
+            };
             let gframes = (gsecs * RATE as f64) as usize;
             let name = ctx.adapter_name();
             let hw = ctx.is_hardware();
@@ -140,9 +160,14 @@ fn main() {
         if out.status.success() {
             let xr = seconds / s;
             ff_x = Some(xr);
-            println!("  ffmpeg afir:     {s:7.3} s  {xr:8.1}x realtime (whole process, WAV decode included)");
+            println!(
+                "  ffmpeg afir:     {s:7.3} s  {xr:8.1}x realtime (whole process, WAV decode included)"
+            );
         } else {
-            println!("  ffmpeg afir failed: {}", String::from_utf8_lossy(&out.stderr));
+            println!(
+                "  ffmpeg afir failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     } else {
         println!("  ffmpeg: not found, skipped");

@@ -48,6 +48,7 @@ enum Backend {
 }
 
 fn main() -> ExitCode {
+    service::prepare_process_env();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

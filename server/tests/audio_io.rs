@@ -320,6 +320,7 @@ fn resampled_sine_keeps_amplitude_and_phase() {
             (n as u64 * u64::from(to)).div_ceil(u64::from(from))
         );
         let (err_db, amp_db) = sine_error(&y[0], to, 1000.0);
+        eprintln!("{from}->{to}: 1 kHz amplitude {amp_db:+.5} dB, error {err_db:.1} dB");
         assert!(amp_db.abs() < 0.01, "{from}->{to}: amplitude {amp_db} dB");
         assert!(err_db < -80.0, "{from}->{to}: error {err_db} dB");
     }
@@ -338,6 +339,7 @@ fn tone_above_new_nyquist_is_rejected() {
         let rms =
             (mid.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / mid.len() as f64).sqrt();
         let db = 20.0 * (rms * 2f64.sqrt()).log10();
+        eprintln!("{from}->{to}: {f} Hz leaks at {db:.1} dB");
         assert!(db < -80.0, "{from}->{to}: {f} Hz leaks at {db} dB");
     }
 }
@@ -462,6 +464,25 @@ fn bad_files_give_clear_errors() {
     let (e, m) = err_msg(read_all(&p, "ten.wav"));
     assert!(
         matches!(e, Error::Limit(_)) && m.contains("ten.wav") && m.contains("10 channels"),
+        "{m}"
+    );
+
+    // A header claiming more than 24 h (mono 16-bit at 1 kHz: 200 MB of data = 27.8 h).
+    let p = d.join("long.wav");
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36u32 + 200_000_000).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 1000, 2000, 2 | (16 << 16)] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&200_000_000u32.to_le_bytes());
+    b.extend_from_slice(&[0u8; 1000]);
+    std::fs::write(&p, &b).unwrap();
+    let (e, m) = err_msg(probe(&p, "long.wav"));
+    assert!(
+        matches!(e, Error::Limit(_)) && m.contains("long.wav") && m.contains("24 h"),
         "{m}"
     );
 

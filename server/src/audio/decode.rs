@@ -194,15 +194,31 @@ pub fn read_all(path: &Path, display: &str) -> Result<AudioBuffer> {
     let info = src.info;
     let n = usize::try_from(info.frames)
         .map_err(|_| Error::Limit(format!("{display}: too long for this machine")))?;
-    let mut channels = vec![vec![0.0f32; n]; info.channels];
+    // Grow as the data arrives rather than trusting the header's count up front: a
+    // corrupt or hostile header must not make us allocate (or abort on) gigabytes.
+    const STEP: usize = 1 << 18;
+    let mut channels = vec![Vec::<f32>::new(); info.channels];
     let mut cursor = src.into_cursor()?;
     let mut k = 0;
     while k < n {
-        let got = cursor.fill(&mut channels, k, n - k)?;
-        if got == 0 {
+        let step = STEP.min(n - k);
+        for c in &mut channels {
+            c.try_reserve(step)
+                .map_err(|_| Error::Limit(format!("{display}: {n} frames do not fit in memory")))?;
+            c.resize(k + step, 0.0);
+        }
+        let mut filled = 0;
+        while filled < step {
+            let got = cursor.fill(&mut channels, k + filled, step - filled)?;
+            if got == 0 {
+                break;
+            }
+            filled += got;
+        }
+        k += filled;
+        if filled < step {
             break;
         }
-        k += got;
     }
     // Let the cursor see the end, which checks for frames beyond the declared count.
     if cursor.fill(&mut channels, n, 0)? != 0 || k != n {

@@ -306,7 +306,8 @@ impl Upols {
             ch.time.copy_within(block.., 0);
             ch.time[block..].copy_from_slice(x);
             ch.scratch_time.copy_from_slice(&ch.time);
-            let _ = fft.process_with_scratch(&mut ch.scratch_time, &mut ch.spec, &mut ch.fft_scratch);
+            let _ =
+                fft.process_with_scratch(&mut ch.scratch_time, &mut ch.spec, &mut ch.fft_scratch);
             let re = &mut ch.fdl.re[head * bins..(head + 1) * bins];
             let im = &mut ch.fdl.im[head * bins..(head + 1) * bins];
             for ((r, i), c) in re.iter_mut().zip(im.iter_mut()).zip(&ch.spec) {
@@ -469,14 +470,23 @@ mod tests {
         20.0 * (err / peak).log10()
     }
 
-    fn run_bank(bank: &mut dyn ConvolutionBank, slot: usize, x: [&[f32]; 2], blocks: usize) -> [Vec<f32>; 2] {
+    fn run_bank(
+        bank: &mut dyn ConvolutionBank,
+        slot: usize,
+        x: [&[f32]; 2],
+        blocks: usize,
+    ) -> [Vec<f32>; 2] {
         let b = bank.block_len();
         let mut out = [vec![0.0; blocks * b], vec![0.0; blocks * b]];
         let zeros = vec![0.0; b];
         for k in 0..blocks {
             let get = |c: usize| -> &[f32] {
                 let s = x[c];
-                if (k + 1) * b <= s.len() { &s[k * b..(k + 1) * b] } else { &zeros }
+                if (k + 1) * b <= s.len() {
+                    &s[k * b..(k + 1) * b]
+                } else {
+                    &zeros
+                }
             };
             let (l, r) = out.split_at_mut(1);
             let mut o = [[&mut l[0][k * b..(k + 1) * b], &mut r[0][k * b..(k + 1) * b]]];
@@ -514,16 +524,27 @@ mod tests {
 
     #[test]
     fn bad_irs_are_rejected_with_clear_errors() {
-        let e = ImpulseResponse::new(vec![], "a.wav").unwrap_err().to_string();
+        let e = ImpulseResponse::new(vec![], "a.wav")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a.wav") && e.contains("0 channels"), "{e}");
-        let e = ImpulseResponse::new(vec![vec![]], "b.wav").unwrap_err().to_string();
+        let e = ImpulseResponse::new(vec![vec![]], "b.wav")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.wav") && e.contains("empty"), "{e}");
-        let e = ImpulseResponse::new(vec![vec![0.0, f32::NAN]], "c.wav").unwrap_err().to_string();
+        let e = ImpulseResponse::new(vec![vec![0.0, f32::NAN]], "c.wav")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("c.wav") && e.contains("not finite"), "{e}");
-        let e = ImpulseResponse::new(vec![vec![1.0]; 3], "d.wav").unwrap_err().to_string();
+        let e = ImpulseResponse::new(vec![vec![1.0]; 3], "d.wav")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("d.wav") && e.contains("3 channels"), "{e}");
         let e = ImpulseResponse::new(vec![vec![0.0; MAX_IR_FRAMES + 1]], "e.wav").unwrap_err();
-        assert!(matches!(e, Error::Limit(_)) && e.to_string().contains("e.wav"), "{e}");
+        assert!(
+            matches!(e, Error::Limit(_)) && e.to_string().contains("e.wav"),
+            "{e}"
+        );
         // Silent IR: allowed, yields silence.
         let ir = ImpulseResponse::new(vec![vec![0.0; 100]], "f.wav").unwrap();
         let mut bank = CpuConvolutionBank::new(256);
@@ -536,16 +557,31 @@ mod tests {
     #[test]
     fn bad_process_arguments_are_errors() {
         let mut bank = CpuConvolutionBank::new(256);
-        let s = bank.add(&ImpulseResponse::new(vec![vec![1.0]], "ir").unwrap()).unwrap();
+        let s = bank
+            .add(&ImpulseResponse::new(vec![vec![1.0]], "ir").unwrap())
+            .unwrap();
         let x = vec![0.0f32; 256];
         let (mut a, mut b) = (vec![0.0f32; 256], vec![0.0f32; 256]);
-        assert!(bank.process(&[s + 1], &[[&x, &x]], &mut [[&mut a, &mut b]]).is_err());
-        assert!(bank.process(&[s], &[[&x[..100], &x]], &mut [[&mut a, &mut b]]).is_err());
-        assert!(CpuConvolutionBank::new(300).add(&ImpulseResponse::new(vec![vec![1.0]], "ir").unwrap()).is_err());
+        assert!(
+            bank.process(&[s + 1], &[[&x, &x]], &mut [[&mut a, &mut b]])
+                .is_err()
+        );
+        assert!(
+            bank.process(&[s], &[[&x[..100], &x]], &mut [[&mut a, &mut b]])
+                .is_err()
+        );
+        assert!(
+            CpuConvolutionBank::new(300)
+                .add(&ImpulseResponse::new(vec![vec![1.0]], "ir").unwrap())
+                .is_err()
+        );
     }
 
     #[test]
     fn direct_reference_is_right() {
-        assert_eq!(direct_convolve_f64(&[1.0, 2.0], &[1.0, 0.5, 0.25]), vec![1.0, 2.5, 1.25, 0.5]);
+        assert_eq!(
+            direct_convolve_f64(&[1.0, 2.0], &[1.0, 0.5, 0.25]),
+            vec![1.0, 2.5, 1.25, 0.5]
+        );
     }
 }

@@ -78,7 +78,13 @@ pub fn band_split_kernels(crossovers_hz: &[f64], sample_rate: f64, len: usize) -
     let len = len.max(1) | 1;
     let mut xs: Vec<f64> = crossovers_hz
         .iter()
-        .map(|f| if f.is_finite() { f.clamp(0.0, sample_rate / 2.0) } else { 0.0 })
+        .map(|f| {
+            if f.is_finite() {
+                f.clamp(0.0, sample_rate / 2.0)
+            } else {
+                0.0
+            }
+        })
         .collect();
     xs.sort_by(f64::total_cmp);
     let lps: Vec<Vec<f64>> = xs.iter().map(|&f| lowpass(f, sample_rate, len)).collect();
@@ -90,7 +96,11 @@ pub fn band_split_kernels(crossovers_hz: &[f64], sample_rate: f64, len: usize) -
             // band k = LP_k − LP_(k−1), with LP_(−1) = 0 and LP_N = δ: telescopes to δ.
             let upper = lps.get(k).unwrap_or(&delta);
             let lower = if k == 0 { &zero } else { &lps[k - 1] };
-            upper.iter().zip(lower).map(|(u, l)| (u - l) as f32).collect()
+            upper
+                .iter()
+                .zip(lower)
+                .map(|(u, l)| (u - l) as f32)
+                .collect()
         })
         .collect()
 }
@@ -98,7 +108,11 @@ pub fn band_split_kernels(crossovers_hz: &[f64], sample_rate: f64, len: usize) -
 /// A linear-phase kernel (odd length `len`; even rounded up) whose magnitude follows
 /// `magnitude(freq_hz)` (linear gain; non-finite or negative values count as 0), by
 /// frequency sampling on a dense grid and a Kaiser window. Delay: (len−1)/2.
-pub fn linear_phase_kernel(magnitude: &dyn Fn(f64) -> f64, sample_rate: f64, len: usize) -> Vec<f32> {
+pub fn linear_phase_kernel(
+    magnitude: &dyn Fn(f64) -> f64,
+    sample_rate: f64,
+    len: usize,
+) -> Vec<f32> {
     let len = len.max(1) | 1;
     let m = (len.next_power_of_two() * 8).max(64);
     let mut planner = RealFftPlanner::<f64>::new();
@@ -138,10 +152,14 @@ pub trait FirBank: Send {
 pub(crate) fn check_kernels(kernels: &[Vec<f32>], block_len: usize) -> Result<()> {
     check_block_len(block_len)?;
     if kernels.is_empty() || kernels.iter().any(Vec::is_empty) {
-        return Err(Error::Internal("fir bank: no kernels, or an empty kernel".into()));
+        return Err(Error::Internal(
+            "fir bank: no kernels, or an empty kernel".into(),
+        ));
     }
     if kernels.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(Error::Internal("fir bank: a kernel has a non-finite tap".into()));
+        return Err(Error::Internal(
+            "fir bank: a kernel has a non-finite tap".into(),
+        ));
     }
     Ok(())
 }
@@ -171,7 +189,13 @@ pub(crate) fn check_fir_args(
 
 /// Latency of linear-phase kernels: (len−1)/2 of the longest.
 pub(crate) fn kernels_latency(kernels: &[Vec<f32>]) -> usize {
-    kernels.iter().map(Vec::len).max().unwrap_or(1).saturating_sub(1) / 2
+    kernels
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(1)
+        .saturating_sub(1)
+        / 2
 }
 
 struct CpuFirBank {
@@ -300,9 +324,12 @@ mod tests {
         let mut band0 = vec![0.0f32; n];
         for blk in 0..n / b {
             let mut outs = vec![[vec![0.0f32; b], vec![0.0f32; b]]; 3];
-            let mut refs: Vec<[&mut [f32]; 2]> =
-                outs.iter_mut().map(|[l, r]| [l.as_mut_slice(), r.as_mut_slice()]).collect();
-            bank.process([&x[0][blk * b..][..b], &x[1][blk * b..][..b]], &mut refs).unwrap();
+            let mut refs: Vec<[&mut [f32]; 2]> = outs
+                .iter_mut()
+                .map(|[l, r]| [l.as_mut_slice(), r.as_mut_slice()])
+                .collect();
+            bank.process([&x[0][blk * b..][..b], &x[1][blk * b..][..b]], &mut refs)
+                .unwrap();
             for o in &outs {
                 for c in 0..2 {
                     for i in 0..b {
@@ -316,13 +343,19 @@ mod tests {
             let err = (511..n)
                 .map(|i| (sum[c][i] - x[c][i - 511] as f64).abs())
                 .fold(0.0, f64::max);
-            assert!(gain_to_db(err) < -80.0, "reconstruction {}", gain_to_db(err));
+            assert!(
+                gain_to_db(err) < -80.0,
+                "reconstruction {}",
+                gain_to_db(err)
+            );
         }
         // Band 0 against a direct float64 convolution with kernel 0.
         let xf: Vec<f64> = x[0].iter().map(|&v| v as f64).collect();
         let hf: Vec<f64> = ks[0].iter().map(|&v| v as f64).collect();
         let want = crate::dsp::convolution::direct_convolve_f64(&xf, &hf);
-        let err = (0..n).map(|i| (band0[i] as f64 - want[i]).abs()).fold(0.0, f64::max);
+        let err = (0..n)
+            .map(|i| (band0[i] as f64 - want[i]).abs())
+            .fold(0.0, f64::max);
         assert!(gain_to_db(err) < -90.0, "{}", gain_to_db(err));
     }
 }

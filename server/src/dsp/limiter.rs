@@ -15,7 +15,7 @@
 //! 3. [`apply_gain_curve`]: the curve is interpolated linearly between block starts
 //!    and multiplied in; each block's required gain bounds both ends of its segment.
 //!
-//! The oversampler is a 4-phase windowed-sinc FIR (Kaiser, 24 taps per phase),
+//! The oversampler is a 4-phase windowed-sinc FIR (Kaiser, 64 taps per phase),
 //! computed block-wise so the inner loops vectorise.
 
 use crate::{Error, Result};
@@ -41,37 +41,48 @@ impl Default for LimiterParams {
 }
 
 /// Taps per polyphase branch of the 4× oversampler.
-pub const TAPS_PER_PHASE: usize = 24;
+pub const TAPS_PER_PHASE: usize = 64;
 /// Oversampling factor of the peak detector.
 pub const OVERSAMPLE: usize = 4;
 
-/// The 3 fractional-delay branches (1/4, 2/4, 3/4 of a sample) of a 4× windowed
-/// sinc interpolator; branch p at output n uses x[n − 11 .. n + 12].
+/// The 3 fractional-delay branches (1/4, 2/4, 3/4 of a sample) of a 4× Kaiser-
+/// windowed sinc interpolator; branch p at output n uses x[n − 31 ..= n + 32]. 64 taps with
+/// β = 5 keep the passband to ~0.47·fs, so even full-band noise reads its peaks
+/// (shorter filters under-read content near Nyquist by up to 0.7 dB).
 pub fn oversampler_phases() -> [[f32; TAPS_PER_PHASE]; OVERSAMPLE - 1] {
+    let v = design_phases(TAPS_PER_PHASE, KAISER_BETA);
     let mut out = [[0f32; TAPS_PER_PHASE]; OVERSAMPLE - 1];
-    let half = (TAPS_PER_PHASE / 2) as f64; // 12
-    let beta = 7.0;
-    let i0b = bessel_i0(beta);
-    for (p, branch) in out.iter_mut().enumerate() {
-        let frac = (p + 1) as f64 / OVERSAMPLE as f64;
-        // Tap k multiplies x[n + k − (half − 1)]; its distance from the
-        // interpolated point n + frac is t = k − (half − 1) − frac.
-        let mut sum = 0.0;
-        let mut taps = [0f64; TAPS_PER_PHASE];
-        for (k, tap) in taps.iter_mut().enumerate() {
-            let t = k as f64 - (half - 1.0) - frac;
-            let sinc = if t.abs() < 1e-12 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
-            let r = t / half;
-            let w = if r.abs() >= 1.0 { 0.0 } else { bessel_i0(beta * (1.0 - r * r).sqrt()) / i0b };
-            *tap = sinc * w;
-            sum += *tap;
-        }
-        // Unity gain at DC.
-        for (o, t) in branch.iter_mut().zip(taps) {
-            *o = (t / sum) as f32;
-        }
+    for (o, b) in out.iter_mut().zip(v) {
+        o.copy_from_slice(&b);
     }
     out
+}
+
+/// Kaiser β of the oversampler.
+const KAISER_BETA: f64 = 5.0;
+
+/// Designs `taps`-tap fractional-delay branches (even `taps`), unity DC gain.
+pub fn design_phases(taps: usize, beta: f64) -> Vec<Vec<f32>> {
+    let half = (taps / 2) as f64;
+    let i0b = bessel_i0(beta);
+    (0..OVERSAMPLE - 1)
+        .map(|p| {
+            let frac = (p + 1) as f64 / OVERSAMPLE as f64;
+            // Tap k multiplies x[n + k − (half − 1)]; its distance from the
+            // interpolated point n + frac is t = k − (half − 1) − frac.
+            let taps: Vec<f64> = (0..taps)
+                .map(|k| {
+                    let t = k as f64 - (half - 1.0) - frac;
+                    let sinc = if t.abs() < 1e-12 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
+                    let r = t / half;
+                    let w = if r.abs() >= 1.0 { 0.0 } else { bessel_i0(beta * (1.0 - r * r).sqrt()) / i0b };
+                    sinc * w
+                })
+                .collect();
+            let sum: f64 = taps.iter().sum();
+            taps.iter().map(|t| (t / sum) as f32).collect()
+        })
+        .collect()
 }
 
 fn bessel_i0(x: f64) -> f64 {
@@ -111,12 +122,17 @@ pub fn peak_envelope(channels: &[&[f32]], block: usize) -> Result<Vec<f32>> {
 
 fn channel_envelope(x: &[f32], block: usize) -> Vec<f32> {
     let phases = oversampler_phases();
+    envelope_with(x, block, &phases)
+}
+
+fn envelope_with<B: AsRef<[f32]>>(x: &[f32], block: usize, phases: &[B]) -> Vec<f32> {
+    let taps = phases.first().map_or(2, |b| b.as_ref().len());
     let n = x.len();
     let nb = n.div_ceil(block);
     let mut env = vec![0f32; nb];
     // Work in chunks of whole blocks with the filter's history copied in front.
-    let before = TAPS_PER_PHASE / 2 - 1; // 11
-    let after = TAPS_PER_PHASE / 2; // 12
+    let before = taps / 2 - 1;
+    let after = taps / 2;
     let chunk_blocks = (8192 / block).max(1);
     let chunk = chunk_blocks * block;
     let mut padded = vec![0f32; chunk + before + after];
@@ -133,9 +149,9 @@ fn channel_envelope(x: &[f32], block: usize) -> Vec<f32> {
         for (pk, &v) in peaks[..len].iter_mut().zip(&padded[before..before + len]) {
             *pk = v.abs();
         }
-        for branch in &phases {
+        for branch in phases {
             acc[..len].iter_mut().for_each(|a| *a = 0.0);
-            for (k, &h) in branch.iter().enumerate() {
+            for (k, &h) in branch.as_ref().iter().enumerate() {
                 for (a, &v) in acc[..len].iter_mut().zip(&padded[k..k + len]) {
                     *a += h * v;
                 }
@@ -254,6 +270,11 @@ pub fn true_peak(x: &[f32]) -> f32 {
     channel_envelope(x, 4096).into_iter().fold(0f32, f32::max)
 }
 
+/// [`true_peak`] with other oversampler branches (for comparisons).
+pub fn true_peak_with(x: &[f32], phases: &[Vec<f32>]) -> f32 {
+    envelope_with(x, 4096, phases).into_iter().fold(0f32, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,7 +287,7 @@ mod tests {
         for (p, br) in ph.iter().enumerate() {
             let frac = (p + 1) as f64 / 4.0;
             let n = 50usize;
-            let y: f64 = br.iter().enumerate().map(|(k, &h)| h as f64 * x[n + k - 11]).sum();
+            let y: f64 = br.iter().enumerate().map(|(k, &h)| h as f64 * x[n + k + 1 - TAPS_PER_PHASE / 2]).sum();
             let want = (2.0 * std::f64::consts::PI * f * (n as f64 + frac)).sin();
             assert!((y - want).abs() < 1e-3, "phase {p}: {y} vs {want}");
         }

@@ -122,8 +122,11 @@ impl GpuUpols {
         let chunk_limit = (ctx.max_binding() / (4 * stride as u64 * 8)).max(1) as usize;
         let tw = ctx.scoped("twiddle table", || {
             let tw = ctx.take_buffer(2 * block as u64 * 8, STORAGE, "twiddles");
-            ctx.queue
-                .write_buffer(&tw, 0, bytemuck::cast_slice(&GpuContext::twiddles(2 * block)));
+            ctx.queue.write_buffer(
+                &tw,
+                0,
+                bytemuck::cast_slice(&GpuContext::twiddles(2 * block)),
+            );
             Ok(tw)
         })?;
         Ok(GpuUpols {
@@ -189,7 +192,9 @@ impl GpuUpols {
                     usage: STORAGE,
                     mapped_at_creation: false,
                 });
-                self.ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&host));
+                self.ctx
+                    .queue
+                    .write_buffer(&buf, 0, bytemuck::cast_slice(&host));
                 out.push(buf);
             }
             Ok(out)
@@ -217,7 +222,9 @@ impl GpuUpols {
         let fdl = ctx.scoped("allocating the delay line", || {
             let mut enc = ctx
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("clear fdl") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("clear fdl"),
+                });
             let fdl: Vec<[wgpu::Buffer; 2]> = (0..n_chunks)
                 .map(|_| {
                     [0, 1].map(|_| {
@@ -292,12 +299,24 @@ impl GpuUpols {
             };
             for (i, &(radix, ns)) in self.stages.iter().enumerate() {
                 let w = |batch: usize, inv: u32| {
-                    [p as u32, ns as u32, radix as u32, inv, (batch * p / radix) as u32, 2, 0, 0]
+                    [
+                        p as u32,
+                        ns as u32,
+                        radix as u32,
+                        inv,
+                        (batch * p / radix) as u32,
+                        2,
+                        0,
+                        0,
+                    ]
                 };
                 put(i, &w(b_in, 0));
                 put(s + i, &w(b_out, 1));
             }
-            put(2 * s, &[p as u32, stride as u32, (b_in * (p + 1)) as u32, 0]);
+            put(
+                2 * s,
+                &[p as u32, stride as u32, (b_in * (p + 1)) as u32, 0],
+            );
             put(2 * s + 1, &[p as u32, stride as u32, (b_out * p) as u32, 0]);
             let pingpong = |i: usize| if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
             let fwd = (0..s)
@@ -313,8 +332,16 @@ impl GpuUpols {
                 })
                 .collect();
             let result = if s % 2 == 0 { &a } else { &b };
-            let unpack = ctx.fft_bind_group(&params, (2 * s * 256) as u64, result, &spec, &self.tw, None);
-            let pack = ctx.fft_bind_group(&params, ((2 * s + 1) * 256) as u64, &acc, &a, &self.tw, None);
+            let unpack =
+                ctx.fft_bind_group(&params, (2 * s * 256) as u64, result, &spec, &self.tw, None);
+            let pack = ctx.fft_bind_group(
+                &params,
+                ((2 * s + 1) * 256) as u64,
+                &acc,
+                &a,
+                &self.tw,
+                None,
+            );
             let macs = macs_meta
                 .into_iter()
                 .enumerate()
@@ -374,7 +401,11 @@ impl GpuUpols {
 
     /// Convolves one block: `inputs[g]` is group g's stereo block; `outputs` lists every
     /// output channel (group by group, set by set, L then R).
-    pub(crate) fn process(&mut self, inputs: &[[&[f32]; 2]], outputs: &mut [&mut [f32]]) -> Result<()> {
+    pub(crate) fn process(
+        &mut self,
+        inputs: &[[&[f32]; 2]],
+        outputs: &mut [&mut [f32]],
+    ) -> Result<()> {
         if self.res.is_none() {
             self.res = Some(self.build()?);
         }
@@ -422,12 +453,15 @@ impl GpuUpols {
         let s = self.stages.len();
         let groups = &self.groups;
         let r = ctx.scoped("convolution block", || {
-            ctx.queue.write_buffer(&res.a, 0, bytemuck::cast_slice(&res.frames));
+            ctx.queue
+                .write_buffer(&res.a, 0, bytemuck::cast_slice(&res.frames));
             // All params (a few KiB): the stage entries once built, the MAC positions per block.
             ctx.queue.write_buffer(&res.params, 0, &res.param_bytes);
             let mut enc = ctx
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convolution block") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("convolution block"),
+                });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
                 pass.set_pipeline(&ctx.fft_pipeline);
@@ -500,7 +534,10 @@ impl Drop for GpuUpols {
         if let Some(r) = self.res.take() {
             self.release(r);
         }
-        let fdl = self.groups.drain(..).flat_map(|g| g.fdl.into_iter().flatten());
+        let fdl = self
+            .groups
+            .drain(..)
+            .flat_map(|g| g.fdl.into_iter().flatten());
         self.ctx.give_back(fdl);
     }
 }

@@ -132,7 +132,8 @@ impl GpuContext {
     }
 
     async fn new_async() -> Result<Arc<GpuContext>> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -207,7 +208,10 @@ impl GpuContext {
         let pack_pipeline = pipeline(REAL_WGSL, &fft_layout, "real_pack");
         let mac_pipeline = pipeline(MAC_WGSL, &mac_layout, "mac");
         if let Some(e) = scope.pop().await {
-            return Err(Error::Gpu(format!("{}: building the shaders failed: {e}", info.name)));
+            return Err(Error::Gpu(format!(
+                "{}: building the shaders failed: {e}",
+                info.name
+            )));
         }
         tracing::info!(adapter = %info.name, device_type = ?info.device_type, "GPU context ready");
         Ok(Arc::new(GpuContext {
@@ -263,7 +267,10 @@ impl GpuContext {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .unwrap_or(0);
         if prev == 1 {
-            return Err(Error::Gpu(format!("{}: device lost (injected failure)", self.info.name)));
+            return Err(Error::Gpu(format!(
+                "{}: device lost (injected failure)",
+                self.info.name
+            )));
         }
         Ok(())
     }
@@ -296,7 +303,12 @@ impl GpuContext {
     }
 
     /// A buffer from the pool (or a new one). Callers run inside an error scope.
-    pub(crate) fn take_buffer(&self, size: u64, usage: wgpu::BufferUsages, label: &str) -> wgpu::Buffer {
+    pub(crate) fn take_buffer(
+        &self,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        label: &str,
+    ) -> wgpu::Buffer {
         let size = size.max(16).next_multiple_of(16);
         if let Ok(mut pool) = self.pool.lock()
             && let Some(b) = pool.get_mut(&(size, usage.bits())).and_then(Vec::pop)
@@ -364,13 +376,16 @@ impl GpuContext {
                 return Err(Error::Gpu(format!("{}: reading back: {e}", self.info.name)));
             }
             Err(_) => {
-                return Err(Error::Gpu(format!("{}: readback never completed", self.info.name)));
+                return Err(Error::Gpu(format!(
+                    "{}: readback never completed",
+                    self.info.name
+                )));
             }
         }
         {
-            let view = staging
-                .get_mapped_range(..bytes)
-                .map_err(|e| Error::Gpu(format!("{}: mapping the readback: {e}", self.info.name)))?;
+            let view = staging.get_mapped_range(..bytes).map_err(|e| {
+                Error::Gpu(format!("{}: mapping the readback: {e}", self.info.name))
+            })?;
             out.copy_from_slice(bytemuck::cast_slice(&view));
         }
         staging.unmap();
@@ -409,7 +424,9 @@ impl GpuContext {
         }
         let batch = data.len() / n;
         let stages = engine::fft_stages(n);
-        let su = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let su = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC;
         let (a, b, tw, params, staging) = self.scoped("fft buffers", || {
             let a = self.take_buffer(bytes, su, "fft a");
             let b = self.take_buffer(bytes, su, "fft b");
@@ -432,7 +449,16 @@ impl GpuContext {
                 .write_buffer(&tw, 0, bytemuck::cast_slice(&Self::twiddles(n)));
             let mut pbytes = vec![0u8; 256 * stages.len()];
             for (i, &(radix, ns)) in stages.iter().enumerate() {
-                let p = [n as u32, ns as u32, radix as u32, inverse as u32, (batch * n / radix) as u32, 1, 0, 0];
+                let p = [
+                    n as u32,
+                    ns as u32,
+                    radix as u32,
+                    inverse as u32,
+                    (batch * n / radix) as u32,
+                    1,
+                    0,
+                    0,
+                ];
                 pbytes[i * 256..i * 256 + 32].copy_from_slice(bytemuck::cast_slice(&p));
             }
             self.queue.write_buffer(&params, 0, &pbytes);
@@ -510,7 +536,12 @@ impl GpuContext {
 }
 
 /// A storage binding of `size` bytes of `buf` from `offset`.
-pub(crate) fn range_entry(binding: u32, buf: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindGroupEntry<'_> {
+pub(crate) fn range_entry(
+    binding: u32,
+    buf: &wgpu::Buffer,
+    offset: u64,
+    size: u64,
+) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -607,7 +638,11 @@ struct GpuFirBank {
 }
 
 /// The FIR bank on the GPU: one forward FFT per channel shared by all kernels.
-pub fn gpu_fir_bank(ctx: Arc<GpuContext>, kernels: Vec<Vec<f32>>, block_len: usize) -> Result<Box<dyn FirBank>> {
+pub fn gpu_fir_bank(
+    ctx: Arc<GpuContext>,
+    kernels: Vec<Vec<f32>>,
+    block_len: usize,
+) -> Result<Box<dyn FirBank>> {
     check_kernels(&kernels, block_len)?;
     let mut core = GpuUpols::new(ctx.clone(), block_len)?;
     let sets = kernels

@@ -327,3 +327,28 @@ pub(crate) fn is_blake3_hex(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+/// Points `XDG_RUNTIME_DIR` at a private 0700 folder when it is unset, so software
+/// Vulkan/GL drivers probed by `--backend auto` do not print "XDG_RUNTIME_DIR is
+/// invalid or not set" on stderr. Call at the very start of `main`, before any
+/// thread exists (it sets an environment variable).
+pub fn prepare_process_env() {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|v| !v.is_empty()) {
+            return;
+        }
+        let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+        let user: String = user.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let dir = std::env::temp_dir().join(format!("bounce-runtime-{user}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+        let ok = std::fs::metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o077 == 0);
+        if ok {
+            // SAFETY: called first thing in main, while the process has one thread.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
+}
