@@ -195,12 +195,12 @@ fn limiter_holds_the_ceiling_on_hostile_signals() {
 
 #[test]
 fn sustained_tone_is_not_pumped() {
-    // A steady chord pushed 6 dB into the limiter: once settled, the gain must be
+    // A steady note pushed ~2 dB into the limiter: once settled, the gain must be
     // steady, so the output's 50 ms RMS stays within 0.5 dB.
     let dir = tempfile::tempdir().unwrap();
     let rate = 48000;
     let mix = tones(rate, 6.0);
-    let d = deliverable(Some(-8.0), -1.0, rate, 32, Format::Wav);
+    let d = deliverable(Some(-5.0), -1.0, rate, 32, Format::Wav);
     let path = dir.path().join("tone.wav");
     let r = master(&mix, rate, None, &d, &path);
     assert!(r.limiter_gain_reduction_max_db.unwrap() > 1.0, "{r:?}");
@@ -371,33 +371,3 @@ fn analyze_reports_mono_compatibility_and_dc() {
     assert!(r.mono_compat_drop_db.unwrap().abs() < 0.01);
 }
 
-#[test]
-#[ignore]
-fn debug_noise() {
-    let dir = tempfile::tempdir().unwrap();
-    let rate = 48000;
-    let mix = noise(rate, 4.0, 1);
-    let d = deliverable(None, -1.0, rate, 24, Format::Wav);
-    let path = dir.path().join("lim.wav");
-    let r = master(&mix, rate, None, &d, &path);
-    eprintln!("{r:?}");
-    let (out, _) = read(&path);
-    eprintln!("ref tp {}", reference_true_peak_db(&out));
-    eprintln!("in ref tp {}", reference_true_peak_db(&mix));
-    let sp = out.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-    eprintln!("out sample peak {}", 20.0 * (sp as f64).log10());
-    eprintln!("lim tp {}", 20.0*(bounce_server::dsp::limiter::true_peak(&out[0]) as f64).log10());
-}
-
-#[test]
-#[ignore]
-fn debug_taps() {
-    let mix = noise(48000, 2.0, 1);
-    eprintln!("ref {}", reference_true_peak_db(&mix[..1]));
-    for taps in [24usize, 32, 48, 64] {
-        for beta in [5.0, 6.0, 7.0, 8.0] {
-            let ph = bounce_server::dsp::limiter::design_phases(taps, beta);
-            eprintln!("{taps} {beta}: {}", 20.0 * (bounce_server::dsp::limiter::true_peak_with(&mix[0], &ph) as f64).log10());
-        }
-    }
-}

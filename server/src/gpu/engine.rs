@@ -318,7 +318,13 @@ impl GpuUpols {
                 &[p as u32, stride as u32, (b_in * (p + 1)) as u32, 0],
             );
             put(2 * s + 1, &[p as u32, stride as u32, (b_out * p) as u32, 0]);
-            let pingpong = |i: usize| if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let pingpong = |i: usize| {
+                if i.is_multiple_of(2) {
+                    (&a, &b)
+                } else {
+                    (&b, &a)
+                }
+            };
             let fwd = (0..s)
                 .map(|i| {
                     let (src, dst) = pingpong(i);
@@ -331,7 +337,7 @@ impl GpuUpols {
                     ctx.fft_bind_group(&params, ((s + i) * 256) as u64, src, dst, &self.tw, None)
                 })
                 .collect();
-            let result = if s % 2 == 0 { &a } else { &b };
+            let result = if s.is_multiple_of(2) { &a } else { &b };
             let unpack =
                 ctx.fft_bind_group(&params, (2 * s * 256) as u64, result, &spec, &self.tw, None);
             let pack = ctx.fft_bind_group(
@@ -424,12 +430,13 @@ impl GpuUpols {
         }
         self.counter += 1;
         let counter = self.counter;
-        for (g, x) in inputs.iter().enumerate() {
-            for c in 0..2 {
-                let f = &mut res.frames[(2 * g + c) * 2 * p..][..2 * p];
-                f.copy_within(p.., 0);
-                f[p..].copy_from_slice(x[c]);
-            }
+        for (f, x) in res
+            .frames
+            .chunks_exact_mut(2 * p)
+            .zip(inputs.iter().flatten())
+        {
+            f.copy_within(p.., 0);
+            f[p..].copy_from_slice(x);
         }
         for (i, m) in res.macs.iter().enumerate() {
             let g = &self.groups[m.group];
@@ -508,7 +515,7 @@ impl GpuUpols {
                     ctx.dispatch(&mut pass, (res.b_out * p / self.stages[i].0) as u64)?;
                 }
             }
-            let result = if s % 2 == 0 { &res.a } else { &res.b };
+            let result = if s.is_multiple_of(2) { &res.a } else { &res.b };
             // Overlap-save: keep real samples [P, 2P) = complex elements [P/2, P).
             for o in 0..res.b_out {
                 enc.copy_buffer_to_buffer(

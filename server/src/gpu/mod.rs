@@ -409,7 +409,7 @@ impl GpuContext {
     /// `data` holds `data.len() / n` signals of `n` points (a power of two ≥ 2);
     /// unnormalised in both directions.
     pub fn fft_batch(&self, data: &[[f32; 2]], n: usize, inverse: bool) -> Result<Vec<[f32; 2]>> {
-        if n < 2 || !n.is_power_of_two() || data.is_empty() || data.len() % n != 0 {
+        if n < 2 || !n.is_power_of_two() || data.is_empty() || !data.len().is_multiple_of(n) {
             return Err(Error::Internal(format!(
                 "fft_batch: {} points is not a batch of a power-of-two length {n}",
                 data.len()
@@ -469,13 +469,21 @@ impl GpuContext {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
                 pass.set_pipeline(&self.fft_pipeline);
                 for (i, &(radix, _)) in stages.iter().enumerate() {
-                    let (src, dst) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+                    let (src, dst) = if i.is_multiple_of(2) {
+                        (&a, &b)
+                    } else {
+                        (&b, &a)
+                    };
                     let bg = self.fft_bind_group(&params, i as u64 * 256, src, dst, &tw, None);
                     pass.set_bind_group(0, &bg, &[]);
                     self.dispatch(&mut pass, (batch * n / radix) as u64)?;
                 }
             }
-            let res = if stages.len() % 2 == 0 { &a } else { &b };
+            let res = if stages.len().is_multiple_of(2) {
+                &a
+            } else {
+                &b
+            };
             enc.copy_buffer_to_buffer(res, 0, &staging, 0, bytes);
             let mut out = vec![0.0f32; data.len() * 2];
             self.submit_and_read(enc, &staging, &mut out)?;
