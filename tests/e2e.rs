@@ -268,3 +268,48 @@ fn demo_renders_its_song() {
     let tp = streaming["true_peak_dbtp"].as_f64().expect("true_peak_dbtp");
     assert!(tp <= -1.0 + 1e-9, "streaming true peak ≤ −1 dBTP: {tp}");
 }
+
+/// `bounce album` in album loudness mode: one gain for the whole album, so the loudest
+/// song meets the target and a quieter song keeps its distance below it.
+#[test]
+fn album_mode_gives_every_song_one_gain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let n = 3 * RATE as usize;
+    for (k, (name, amp)) in [("Song One", 0.3f32), ("Song Two", 0.1)].iter().enumerate() {
+        write_f32_wav(&d.join(format!("s{k}.wav")), &[noise(40 + k as u64, n, *amp)], RATE);
+        std::fs::write(
+            d.join(format!("s{k}.toml")),
+            format!("[session]\nname = \"{name}\"\nsample_rate = 48000\ntail_s = 0\n[[track]]\nname = \"T\"\nfile = \"s{k}.wav\"\n"),
+        )
+        .expect("song");
+    }
+    std::fs::write(
+        d.join("album.toml"),
+        "[album]\nname = \"Test\"\nloudness = \"album\"\nsongs = [\"s0.toml\", \"s1.toml\"]\n\
+         [[deliverable]]\nname = \"streaming\"\ntarget_lufs = -16.0\nceiling_dbtp = -1.0\n",
+    )
+    .expect("album");
+    let out = d.join("out");
+    let res = bounce(&["album", d.join("album.toml").to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
+    assert_ok(&res, "bounce album");
+    for f in ["01-song-one/streaming.wav", "02-song-two/streaming.wav", "01-song-one/report.json", "manifest.json"] {
+        assert!(out.join(f).exists(), "album wrote {f}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
+    let song = |i: usize| {
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(manifest["songs"][i]["dir"].as_str().expect("dir")).join("report.json"))
+                .expect("report"),
+        )
+        .expect("json");
+        let d = r["deliverables"][0].clone();
+        (d["integrated_lufs"].as_f64().expect("lufs"), d["pre_limiter_lufs"].as_f64().expect("pre"))
+    };
+    let ((l1, p1), (l2, p2)) = (song(0), song(1));
+    assert!((l1 + 16.0).abs() <= 0.3, "the loudest song meets the target: {l1}");
+    // The same gain on both: the quieter song stays as far below as it was.
+    assert!(((l1 - l2) - (p1 - p2)).abs() <= 0.2, "one gain for the album: {l1} {l2} (pre {p1} {p2})");
+    assert!(l2 < -23.0, "the quiet song is not normalised on its own: {l2}");
+}

@@ -63,13 +63,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 format: format_of(out)?.into(),
                 variant: "main".into(),
                 preset: String::new(),
+                album_gain_db: None,
             };
             master(&cli, input, out, d, &rep).await
         }
         Command::Analyze { audio } => analyze(audio, cli.json),
-        Command::Album { album, .. } => {
-            bail!("{}: bounce album is not implemented yet", album.display())
-        }
+        Command::Album { album, out } => album_cmd(&cli, album, out, &rep).await,
         Command::Attach { job, out } => {
             std::fs::create_dir_all(out)
                 .with_context(|| format!("{}: cannot create", out.display()))?;
@@ -169,7 +168,14 @@ struct LocalStem {
 /// `render` (and `demo`): validate locally, hash, upload what the server lacks,
 /// submit, follow.
 async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> Result<()> {
-    let mut session = session::load_session_file(session_path).map_err(|e| anyhow!("{e}"))?;
+    let session = session::load_session_file(session_path).map_err(|e| anyhow!("{e}"))?;
+    let outcome = render_loaded(cli, session, out, rep).await?;
+    finished(&outcome, rep, cli.json);
+    Ok(())
+}
+
+/// Renders an already loaded (and validated) session into `out`.
+async fn render_loaded(cli: &Cli, mut session: Session, out: &Path, rep: &Reporter) -> Result<Outcome> {
     let stems = hash_session_stems(&mut session).await?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let conn = connect(cli).await?;
@@ -190,7 +196,82 @@ async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> R
     .await;
     let job = result.as_ref().ok().map(|o| o.job_id.clone());
     conn.close(job.as_deref()).await?;
-    finished(&result?, rep, cli.json);
+    result
+}
+
+/// `album`: every song with the album's deliverables into `DIR/NN-slug/`, then
+/// `DIR/manifest.json`. In album loudness mode a first pass measures each song after
+/// the master chain; each deliverable then gets one gain for the whole album (its
+/// target minus the loudest song), applied to every song before its limiter.
+async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> Result<()> {
+    let album = session::load_album_file(album_path).map_err(|e| anyhow!("{e}"))?;
+    // Every song is checked before any work.
+    let mut songs = Vec::with_capacity(album.songs.len());
+    for path in &album.songs {
+        let mut s = session::load_session_file(path).map_err(|e| anyhow!("{e}"))?;
+        s.deliverables = album.deliverables_for(&s);
+        session::validate(&s).map_err(|e| anyhow!("{}: {e}", album.source))?;
+        songs.push(s);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let mut gains: HashMap<String, f64> = HashMap::new();
+    if album.loudness == session::AlbumLoudness::Album {
+        let measure_dir = out.join(".album-measure");
+        let mut loudest: HashMap<String, f64> = HashMap::new();
+        for (i, s) in songs.iter().enumerate() {
+            rep.status(&format!("measuring song {} of {}", i + 1, songs.len()));
+            let outcome = render_loaded(cli, s.clone(), &measure_dir.join(format!("{:02}", i + 1)), rep).await?;
+            let report = outcome.report.unwrap_or_default();
+            for d in report["deliverables"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(l)) = (d["name"].as_str(), d["pre_limiter_lufs"].as_f64()) {
+                    let e = loudest.entry(name.to_string()).or_insert(f64::NEG_INFINITY);
+                    *e = e.max(l);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&measure_dir);
+        for d in songs.first().map(|s| s.deliverables.as_slice()).unwrap_or_default() {
+            if let (Some(t), Some(l)) = (d.target_lufs, loudest.get(&d.name)) {
+                gains.insert(d.name.clone(), t - l);
+            }
+        }
+    }
+    let mut manifest_songs = Vec::new();
+    for (i, mut s) in songs.into_iter().enumerate() {
+        for d in &mut s.deliverables {
+            d.album_gain_db = gains.get(&d.name).copied();
+        }
+        let dir_name = session::song_dir(i, &s.name);
+        rep.status(&format!("song {} of {}: {}", i + 1, album.songs.len(), s.name));
+        let outcome = render_loaded(cli, s.clone(), &out.join(&dir_name), rep).await?;
+        finished(&outcome, rep, cli.json);
+        let files: Vec<String> = outcome
+            .written
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| format!("{dir_name}/{}", f.to_string_lossy())))
+            .collect();
+        manifest_songs.push(json!({
+            "index": i + 1,
+            "name": s.name,
+            "session": album.songs[i].display().to_string(),
+            "dir": dir_name,
+            "files": files,
+            "job_id": outcome.job_id,
+            "deliverables": outcome.report.as_ref().map(|r| r["deliverables"].clone()),
+        }));
+    }
+    let manifest = json!({
+        "album": album.name,
+        "loudness": match album.loudness { session::AlbumLoudness::Album => "album", session::AlbumLoudness::Track => "track" },
+        "album_gain_db": gains,
+        "songs": manifest_songs,
+    });
+    let path = out.join("manifest.json");
+    let text = serde_json::to_string_pretty(&manifest).context("manifest")?;
+    std::fs::write(&path, text).with_context(|| format!("{}: cannot write", path.display()))?;
+    if cli.json {
+        println!("{}", json!({"event": "album", "manifest": path.display().to_string()}));
+    }
     Ok(())
 }
 

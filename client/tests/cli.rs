@@ -113,7 +113,7 @@ fn an_unknown_key_and_a_missing_stem_are_one_line_each() {
 fn album_and_bad_urls_fail_in_one_line() {
     let cache = tempfile::tempdir().unwrap();
     let out = bounce(&["album", "a.toml", "--out", "d"], cache.path());
-    assert_one_line_error(&out, &["album"]);
+    assert_one_line_error(&out, &["a.toml"]);
     let out = bounce(&["jobs", "--server", "ftp://example"], cache.path());
     assert_one_line_error(&out, &["ftp://example"]);
     // Nothing listens on port 1.

@@ -20,7 +20,15 @@ use rand::{Rng, SeedableRng};
 const RATE: u32 = 48_000;
 
 fn main() {
-    let seconds: f64 = std::env::var("BOUNCE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(240.0);
+    // RUST_LOG=bounce::master=debug prints each stage's time.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
+    let seconds: f64 = std::env::var("BOUNCE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(240.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     eprintln!("generating a {seconds} s stereo mix ...");
@@ -77,7 +85,11 @@ fn main() {
                 let fw = t0.elapsed().as_secs_f64();
                 let b = bounce_server::audio::decode::read_all(&out, "ffmpeg.wav").expect("read ffmpeg output");
                 let r = analyze(&b.channels, b.sample_rate, "ffmpeg.wav").expect("analyze");
-                println!("ffmpeg  streaming (eq, acompressor, alimiter, loudnorm 2-pass): {fw:.2} s, {:.1}x realtime | {}", seconds / fw, figures(&r));
+                println!(
+                    "ffmpeg  streaming (eq, acompressor, alimiter, loudnorm 2-pass): {fw:.2} s, {:.1}x realtime | {}",
+                    seconds / fw,
+                    figures(&r)
+                );
             }
             Err(e) => println!("ffmpeg  failed: {e}"),
         }
@@ -104,6 +116,7 @@ fn deliverable(name: &str, target: f64, rate: u32, bits: u32, format: Format) ->
         bit_depth: bits,
         format,
         variant: Variant::Main,
+        album_gain_db: None,
     }
 }
 
@@ -119,12 +132,27 @@ fn chain() -> Master {
     };
     Master {
         eq: vec![
-            EqBand { kind: EqType::Lowshelf, freq: 100.0, q: 0.707, gain_db: 1.0 },
-            EqBand { kind: EqType::Peak, freq: 3000.0, q: 1.0, gain_db: -1.5 },
+            EqBand {
+                kind: EqType::Lowshelf,
+                freq: 100.0,
+                q: 0.707,
+                gain_db: 1.0,
+            },
+            EqBand {
+                kind: EqType::Peak,
+                freq: 3000.0,
+                q: 1.0,
+                gain_db: -1.5,
+            },
         ],
         multiband: Some(Multiband {
             crossovers_hz: vec![120.0, 1000.0, 6000.0],
-            bands: vec![band(-20.0, 20.0, 200.0), band(-18.0, 10.0, 150.0), band(-18.0, 5.0, 100.0), band(-16.0, 2.0, 80.0)],
+            bands: vec![
+                band(-20.0, 20.0, 200.0),
+                band(-18.0, 10.0, 150.0),
+                band(-18.0, 5.0, 100.0),
+                band(-16.0, 2.0, 80.0),
+            ],
         }),
         width: Some(1.1),
         limiter: None,
@@ -144,11 +172,18 @@ fn generate(seconds: f64) -> Vec<Vec<f32>> {
         let kick = (-tb * 12.0).exp() * (2.0 * std::f64::consts::PI * 55.0 * tb).sin();
         let section = if (t / 16.0) as usize % 2 == 0 { 0.5 } else { 1.0 };
         let bass = 0.25 * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t).sin();
-        let chord: f64 = [220.0, 277.2, 329.6].iter().map(|f| 0.06 * (2.0 * std::f64::consts::PI * f * t).sin()).sum();
+        let chord: f64 = [220.0, 277.2, 329.6]
+            .iter()
+            .map(|f| 0.06 * (2.0 * std::f64::consts::PI * f * t).sin())
+            .sum();
         for (c, o) in out.iter_mut().enumerate() {
             let w: f64 = rng.random_range(-1.0..1.0);
             lp[c] = 0.9 * lp[c] + 0.1 * w;
-            let hat = if (i / (beat / 2)) % 2 == 1 { (-tb * 40.0).exp() * (w - lp[c]) * 0.3 } else { 0.0 };
+            let hat = if (i / (beat / 2)) % 2 == 1 {
+                (-tb * 40.0).exp() * (w - lp[c]) * 0.3
+            } else {
+                0.0
+            };
             o[i] = (0.5 * kick + bass + section * (chord + 0.15 * lp[c]) + hat) as f32 * 0.4;
         }
     }
@@ -160,7 +195,13 @@ fn ffmpeg_two_pass(input: &Path, out: &Path) -> Result<(), String> {
     let p1 = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(input)
-        .args(["-af", &format!("{pre},loudnorm=I=-14:TP=-1:LRA=11:print_format=json"), "-f", "null", "-"])
+        .args([
+            "-af",
+            &format!("{pre},loudnorm=I=-14:TP=-1:LRA=11:print_format=json"),
+            "-f",
+            "null",
+            "-",
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     let log = String::from_utf8_lossy(&p1.stderr);
@@ -182,13 +223,21 @@ fn ffmpeg_two_pass(input: &Path, out: &Path) -> Result<(), String> {
         .arg(out)
         .status()
         .map_err(|e| e.to_string())?;
-    if st.success() { Ok(()) } else { Err(format!("ffmpeg exit {st}")) }
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("ffmpeg exit {st}"))
+    }
 }
 
 /// Peak resident set (VmHWM) in MB.
 fn peak_rss_mb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .map_or(0, |kb| kb / 1024)
 }

@@ -22,7 +22,9 @@ struct Sig {
 
 impl Sig {
     fn new(channels: usize) -> Self {
-        Sig { ch: vec![Vec::new(); channels] }
+        Sig {
+            ch: vec![Vec::new(); channels],
+        }
     }
     /// `secs` of a `freq` sine, per-channel level in dBFS (None = silent channel).
     fn tone(mut self, freq: f64, levels: &[Option<f64>], secs: f64) -> Self {
@@ -74,7 +76,11 @@ fn tech3341_cases_1_and_2_steady_tones() {
 #[test]
 fn tech3341_cases_3_to_5_gating() {
     // Case 3: −36, −23, −36 dBFS for 10, 60, 10 s: the relative gate removes the quiet parts.
-    let r = Sig::new(2).stereo(-36.0, 10.0).stereo(-23.0, 60.0).stereo(-36.0, 10.0).analyze();
+    let r = Sig::new(2)
+        .stereo(-36.0, 10.0)
+        .stereo(-23.0, 60.0)
+        .stereo(-36.0, 10.0)
+        .analyze();
     close("3341-3 I", r.integrated_lufs, -23.0, 0.1);
     // Case 4: −72, −36, −23, −36, −72 for 10, 10, 60, 10, 10 s: the absolute gate too.
     let r = Sig::new(2)
@@ -86,7 +92,11 @@ fn tech3341_cases_3_to_5_gating() {
         .analyze();
     close("3341-4 I", r.integrated_lufs, -23.0, 0.1);
     // Case 5: −26, −20, −26 dBFS for 20, 20.1, 20 s.
-    let r = Sig::new(2).stereo(-26.0, 20.0).stereo(-20.0, 20.1).stereo(-26.0, 20.0).analyze();
+    let r = Sig::new(2)
+        .stereo(-26.0, 20.0)
+        .stereo(-20.0, 20.1)
+        .stereo(-26.0, 20.0)
+        .analyze();
     close("3341-5 I", r.integrated_lufs, -23.0, 0.1);
 }
 
@@ -94,7 +104,11 @@ fn tech3341_cases_3_to_5_gating() {
 fn tech3341_case_6_five_channels() {
     // 5.0 (L R C Ls Rs): −28, −28, −24, −30, −30 dBFS, 20 s; surrounds weighted 1.41.
     let r = Sig::new(5)
-        .tone(1000.0, &[Some(-28.0), Some(-28.0), Some(-24.0), Some(-30.0), Some(-30.0)], 20.0)
+        .tone(
+            1000.0,
+            &[Some(-28.0), Some(-28.0), Some(-24.0), Some(-30.0), Some(-30.0)],
+            20.0,
+        )
         .analyze();
     close("3341-6 I", r.integrated_lufs, -23.0, 0.1);
 }
@@ -135,7 +149,12 @@ fn tech3341_case_11_short_term_maxima_in_sequence() {
         let lead = 0.25 + 0.113 * k as f64;
         let level = -38.0 + k as f64;
         let seg = Sig::new(2).silence(lead).stereo(level, 3.0).silence(3.0 - lead);
-        close(&format!("3341-11 segment {} S max", k + 1), seg.analyze().short_term_max_lufs, level, 0.1);
+        close(
+            &format!("3341-11 segment {} S max", k + 1),
+            seg.analyze().short_term_max_lufs,
+            level,
+            0.1,
+        );
         for c in 0..2 {
             whole.ch[c].extend_from_slice(&seg.ch[c]);
         }
@@ -173,7 +192,12 @@ fn tech3341_case_14_momentary_maxima_in_sequence() {
         let lead = 0.05 + 0.0113 * k as f64;
         let level = -38.0 + k as f64;
         let seg = Sig::new(2).silence(lead).stereo(level, 0.4).silence(0.4 - lead);
-        close(&format!("3341-14 segment {} M max", k + 1), seg.analyze().momentary_max_lufs, level, 0.1);
+        close(
+            &format!("3341-14 segment {} M max", k + 1),
+            seg.analyze().momentary_max_lufs,
+            level,
+            0.1,
+        );
         for c in 0..2 {
             whole.ch[c].extend_from_slice(&seg.ch[c]);
         }
@@ -207,11 +231,20 @@ fn tech3341_cases_15_to_19_true_peak() {
     // 15–18: 0.5 × sine at fs/4, phase 0°, 45°, 60°, 67.5°: true peak −6.0 dBTP even
     // where the samples read as low as −9 dBFS. 19: 1.41 × the 45° sine, samples
     // ≤ 0 dBFS, true peak +3.0 dBTP.
-    let cases = [(15, 0.5, 0.0, -6.0), (16, 0.5, 45.0, -6.0), (17, 0.5, 60.0, -6.0), (18, 0.5, 67.5, -6.0), (19, 1.41, 45.0, 3.0)];
+    let cases = [
+        (15, 0.5, 0.0, -6.0),
+        (16, 0.5, 45.0, -6.0),
+        (17, 0.5, 60.0, -6.0),
+        (18, 0.5, 67.5, -6.0),
+        (19, 1.41, 45.0, 3.0),
+    ];
     for (case, amp, phase, want) in cases {
         let r = analyze(&quarter_rate_sine(amp, phase), RATE, "tp").unwrap();
         let tp = r.true_peak_dbtp.unwrap();
-        assert!(tp <= want + 0.2 && tp >= want - 0.4, "3341-{case}: true peak {tp:.3}, want {want} +0.2/−0.4");
+        assert!(
+            tp <= want + 0.2 && tp >= want - 0.4,
+            "3341-{case}: true peak {tp:.3}, want {want} +0.2/−0.4"
+        );
     }
 }
 
@@ -221,7 +254,17 @@ fn tech3342_cases_1_to_4_loudness_range() {
         (1, &[(-20.0, 20.0), (-30.0, 20.0)], 10.0),
         (2, &[(-20.0, 20.0), (-15.0, 20.0)], 5.0),
         (3, &[(-40.0, 20.0), (-20.0, 20.0)], 20.0),
-        (4, &[(-50.0, 20.0), (-35.0, 20.0), (-20.0, 20.0), (-35.0, 20.0), (-50.0, 20.0)], 15.0),
+        (
+            4,
+            &[
+                (-50.0, 20.0),
+                (-35.0, 20.0),
+                (-20.0, 20.0),
+                (-35.0, 20.0),
+                (-50.0, 20.0),
+            ],
+            15.0,
+        ),
     ];
     for (case, segs, want) in cases {
         let mut s = Sig::new(2);
@@ -239,7 +282,11 @@ fn too_short_and_silent_inputs_give_nulls_with_reasons() {
     assert!(r.notes.iter().any(|n| n.contains("silence")), "{:?}", r.notes);
     let r = Sig::new(2).stereo(-10.0, 0.1).analyze();
     assert!(r.integrated_lufs.is_none() && r.momentary_max_lufs.is_none() && r.short_term_max_lufs.is_none());
-    assert!(r.notes.iter().any(|n| n.contains("shorter than one 400 ms")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("shorter than one 400 ms")),
+        "{:?}",
+        r.notes
+    );
     assert!(r.true_peak_dbtp.is_some());
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["integrated_lufs"].is_null() && json["lra_lu"].is_null());

@@ -25,6 +25,7 @@ fn deliverable(target: Option<f64>, ceiling: f64, rate: u32, bits: u32, format: 
         bit_depth: bits,
         format,
         variant: Variant::Main,
+        album_gain_db: None,
     }
 }
 
@@ -47,9 +48,14 @@ fn reference_true_peak_db(channels: &[Vec<f32>]) -> f64 {
             let taps: Vec<f64> = (-HALF + 1..=HALF)
                 .map(|k| {
                     let t = k as f64 - frac;
-                    let s = if t == 0.0 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
+                    let s = if t == 0.0 {
+                        1.0
+                    } else {
+                        (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t)
+                    };
                     let u = (t + HALF as f64) / (2.0 * HALF as f64);
-                    let w = 0.42 - 0.5 * (2.0 * std::f64::consts::PI * u).cos() + 0.08 * (4.0 * std::f64::consts::PI * u).cos();
+                    let w = 0.42 - 0.5 * (2.0 * std::f64::consts::PI * u).cos()
+                        + 0.08 * (4.0 * std::f64::consts::PI * u).cos();
                     s * w
                 })
                 .collect();
@@ -69,14 +75,23 @@ fn reference_true_peak_db(channels: &[Vec<f32>]) -> f64 {
 }
 
 fn ebur128_figures(channels: &[Vec<f32>], rate: u32) -> (f64, f64) {
-    let mut m = ebur128::EbuR128::new(channels.len() as u32, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK).unwrap();
+    let mut m =
+        ebur128::EbuR128::new(channels.len() as u32, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK).unwrap();
     let refs: Vec<&[f32]> = channels.iter().map(Vec::as_slice).collect();
     m.add_frames_planar_f32(&refs).unwrap();
-    let tp = (0..channels.len()).map(|c| m.true_peak(c as u32).unwrap()).fold(0.0, f64::max);
+    let tp = (0..channels.len())
+        .map(|c| m.true_peak(c as u32).unwrap())
+        .fold(0.0, f64::max);
     (m.loudness_global().unwrap(), 20.0 * tp.log10())
 }
 
-fn master(mix: &[Vec<f32>], rate: u32, chain: Option<&Master>, d: &Deliverable, path: &Path) -> bounce_server::master::QcReport {
+fn master(
+    mix: &[Vec<f32>],
+    rate: u32,
+    chain: Option<&Master>,
+    d: &Deliverable,
+    path: &Path,
+) -> bounce_server::master::QcReport {
     let job = MasterJob {
         mix: [&mix[0], &mix[1]],
         mix_rate: rate,
@@ -92,19 +107,31 @@ fn master(mix: &[Vec<f32>], rate: u32, chain: Option<&Master>, d: &Deliverable, 
 
 fn square(rate: u32, secs: f64, freq: f64) -> Vec<Vec<f32>> {
     let n = (secs * rate as f64) as usize;
-    let x: Vec<f32> = (0..n).map(|i| if ((i as f64 * freq / rate as f64) % 1.0) < 0.5 { 1.0 } else { -1.0 }).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| {
+            if ((i as f64 * freq / rate as f64) % 1.0) < 0.5 {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect();
     vec![x.clone(), x]
 }
 
 fn noise(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = (secs * rate as f64) as usize;
-    (0..2).map(|_| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect()
+    (0..2)
+        .map(|_| (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+        .collect()
 }
 
 fn quarter_rate_45(rate: u32, secs: f64) -> Vec<Vec<f32>> {
     let n = (secs * rate as f64) as usize;
-    let x: Vec<f32> = (0..n).map(|i| (std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4).sin() as f32).collect();
+    let x: Vec<f32> = (0..n)
+        .map(|i| (std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4).sin() as f32)
+        .collect();
     vec![x.clone(), x]
 }
 
@@ -119,7 +146,10 @@ fn music(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
         let t = i as f64 / rate as f64;
         let section = if (t / 8.0) as usize % 2 == 0 { 0.4 } else { 1.0 };
         let bass = 0.3 * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t).sin();
-        let chord: f64 = [220.0, 277.2, 329.6].iter().map(|f| 0.08 * (2.0 * std::f64::consts::PI * f * t).sin()).sum();
+        let chord: f64 = [220.0, 277.2, 329.6]
+            .iter()
+            .map(|f| 0.08 * (2.0 * std::f64::consts::PI * f * t).sin())
+            .sum();
         for (c, o) in out.iter_mut().enumerate() {
             let w: f64 = rng.random_range(-1.0..1.0);
             let p = &mut pink[c];
@@ -143,8 +173,13 @@ fn drums(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
     for i in 0..n {
         let k = i % beat;
         let tb = k as f64 / rate as f64;
-        let kick = (-tb * 12.0).exp() * (2.0 * std::f64::consts::PI * (50.0 * tb + 60.0 * (1.0 - (-tb * 30.0).exp()) / 30.0)).sin();
-        let snare = if (i / beat) % 2 == 1 { (-tb * 25.0).exp() * rng.random_range(-1.0..1.0) * 0.6 } else { 0.0 };
+        let kick = (-tb * 12.0).exp()
+            * (2.0 * std::f64::consts::PI * (50.0 * tb + 60.0 * (1.0 - (-tb * 30.0).exp()) / 30.0)).sin();
+        let snare = if (i / beat) % 2 == 1 {
+            (-tb * 25.0).exp() * rng.random_range(-1.0..1.0) * 0.6
+        } else {
+            0.0
+        };
         for (c, o) in out.iter_mut().enumerate() {
             let pan = if c == 0 { 0.9 } else { 1.0 };
             o[i] = ((kick * 0.8 + snare * pan) * 0.7) as f32;
@@ -161,7 +196,9 @@ fn tones(rate: u32, secs: f64) -> Vec<Vec<f32>> {
     let x: Vec<f32> = (0..n)
         .map(|i| {
             let t = i as f64 / rate as f64;
-            fs.iter().map(|f| 0.12 * (2.0 * std::f64::consts::PI * f * t).sin()).sum::<f64>() as f32
+            fs.iter()
+                .map(|f| 0.12 * (2.0 * std::f64::consts::PI * f * t).sin())
+                .sum::<f64>() as f32
         })
         .collect();
     vec![x.clone(), x.iter().map(|v| v * 0.9).collect()]
@@ -185,7 +222,10 @@ fn limiter_holds_the_ceiling_on_hostile_signals() {
             let r = master(&mix, rate, None, &d, &path);
             let (out, _) = read(&path);
             let tp = reference_true_peak_db(&out);
-            assert!(tp <= ceiling, "{name} target {target:?}: reference true peak {tp:.3} dBTP over {ceiling}");
+            assert!(
+                tp <= ceiling,
+                "{name} target {target:?}: reference true peak {tp:.3} dBTP over {ceiling}"
+            );
             let (_, tp_e) = ebur128_figures(&out, rate);
             assert!(tp_e <= ceiling, "{name}: ebur128 true peak {tp_e:.3} over {ceiling}");
             assert!(r.true_peak_dbtp.unwrap() <= ceiling);
@@ -219,7 +259,11 @@ fn sustained_tone_is_not_pumped() {
 fn loudness_lands_on_target_for_generated_mixes() {
     let dir = tempfile::tempdir().unwrap();
     let rate = 48000;
-    let mixes = [("music", music(rate, 16.0, 3)), ("drums", drums(rate, 8.0, 4)), ("tones", tones(rate, 6.0))];
+    let mixes = [
+        ("music", music(rate, 16.0, 3)),
+        ("drums", drums(rate, 8.0, 4)),
+        ("tones", tones(rate, 6.0)),
+    ];
     let deliverables = [
         deliverable(Some(-14.0), -1.0, 48000, 24, Format::Wav),
         deliverable(Some(-23.0), -1.0, 48000, 24, Format::Wav),
@@ -234,7 +278,11 @@ fn loudness_lands_on_target_for_generated_mixes() {
             assert_eq!(r, d.sample_rate);
             let (i, tp) = ebur128_figures(&out, r);
             let t = d.target_lufs.unwrap();
-            assert!((i - t).abs() <= 0.3, "{name} → {t} LUFS @ {r}/{}: measured {i:.2}", d.bit_depth);
+            assert!(
+                (i - t).abs() <= 0.3,
+                "{name} → {t} LUFS @ {r}/{}: measured {i:.2}",
+                d.bit_depth
+            );
             assert!(tp <= -1.0, "{name} → {t}: ebur128 true peak {tp:.3}");
             let tpr = reference_true_peak_db(&out);
             assert!(tpr <= -1.0, "{name} → {t}: reference true peak {tpr:.3}");
@@ -256,13 +304,27 @@ fn multiband_at_ratio_one_is_transparent() {
         detector: Detector::Peak,
     };
     let chain = Master {
-        multiband: Some(Multiband { crossovers_hz: vec![120.0, 1000.0, 6000.0], bands: vec![band; 4] }),
+        multiband: Some(Multiband {
+            crossovers_hz: vec![120.0, 1000.0, 6000.0],
+            bands: vec![band; 4],
+        }),
         ..Default::default()
     };
-    let out = apply_chain([&mix[0], &mix[1]], rate, Some(&chain), &cpu_fir, &AtomicBool::new(false)).unwrap();
+    let out = apply_chain(
+        [&mix[0], &mix[1]],
+        rate,
+        Some(&chain),
+        &cpu_fir,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
     let out = out.channels.unwrap();
     let peak = mix.iter().flatten().fold(0f32, |m, v| m.max(v.abs())) as f64;
-    let err = mix.iter().zip(&out).flat_map(|(a, b)| a.iter().zip(b)).fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    let err = mix
+        .iter()
+        .zip(&out)
+        .flat_map(|(a, b)| a.iter().zip(b))
+        .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
     let db = 20.0 * (err / peak).log10();
     assert!(db <= -80.0, "multiband at ratio 1 differs by {db:.1} dB");
 }
@@ -275,11 +337,18 @@ fn dither_error_is_white_tpdf() {
     let n = 1 << 18;
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x: Vec<f32> = (0..n)
-        .map(|i| (0.001 * (2.0 * std::f64::consts::PI * 997.0 * i as f64 / rate as f64).sin()) as f32 + rng.random_range(-1e-5f32..1e-5))
+        .map(|i| {
+            (0.001 * (2.0 * std::f64::consts::PI * 997.0 * i as f64 / rate as f64).sin()) as f32
+                + rng.random_range(-1e-5f32..1e-5)
+        })
         .collect();
     let (q, clipped) = quantize_channels(std::slice::from_ref(&x), 16, NoiseShaping::None);
     assert_eq!(clipped, 0);
-    let e: Vec<f64> = q[0].iter().zip(&x).map(|(&q, &x)| q as f64 - x as f64 * 32768.0).collect();
+    let e: Vec<f64> = q[0]
+        .iter()
+        .zip(&x)
+        .map(|(&q, &x)| q as f64 - x as f64 * 32768.0)
+        .collect();
     let mean = e.iter().sum::<f64>() / n as f64;
     let var = e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
     assert!((var - 0.25).abs() < 0.0125, "error variance {var:.4} LSB², want 0.25");
@@ -289,7 +358,9 @@ fn dither_error_is_white_tpdf() {
     let mut planner = realfft::RealFftPlanner::<f64>::new();
     let fft = planner.plan_fft_forward(m);
     let mut psd = vec![0f64; m / 2 + 1];
-    let win: Vec<f64> = (0..m).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / m as f64).cos()).collect();
+    let win: Vec<f64> = (0..m)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / m as f64).cos())
+        .collect();
     for frame in e.chunks(m).filter(|c| c.len() == m) {
         let mut buf: Vec<f64> = frame.iter().zip(&win).map(|(a, w)| (a - mean) * w).collect();
         let mut spec = fft.make_output_vec();
@@ -298,7 +369,10 @@ fn dither_error_is_white_tpdf() {
             *p += c.norm_sqr();
         }
     }
-    let bands: Vec<f64> = psd[1..m / 2].chunks(m / 16).map(|c| c.iter().sum::<f64>() / c.len() as f64).collect();
+    let bands: Vec<f64> = psd[1..m / 2]
+        .chunks(m / 16)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
+        .collect();
     let avg = bands.iter().sum::<f64>() / bands.len() as f64;
     for (b, v) in bands.iter().enumerate() {
         let d = 10.0 * (v / avg).log10();
@@ -330,8 +404,17 @@ fn bad_inputs_are_errors_or_documented() {
     let mix = music(rate, 2.0, 1);
     let path = dir.path().join("x.wav");
     let fail = |d: &Deliverable| {
-        let job = MasterJob { mix: [&mix[0], &mix[1]], mix_rate: rate, chain: None, deliverable: d, fir: &cpu_fir, gain_override_db: None };
-        master_deliverable(&job, &path, &AtomicBool::new(false)).unwrap_err().to_string()
+        let job = MasterJob {
+            mix: [&mix[0], &mix[1]],
+            mix_rate: rate,
+            chain: None,
+            deliverable: d,
+            fir: &cpu_fir,
+            gain_override_db: None,
+        };
+        master_deliverable(&job, &path, &AtomicBool::new(false))
+            .unwrap_err()
+            .to_string()
     };
     assert!(fail(&deliverable(Some(-3.0), -1.0, rate, 24, Format::Wav)).contains("target_lufs"));
     assert!(fail(&deliverable(Some(-45.0), -1.0, rate, 24, Format::Wav)).contains("target_lufs"));
@@ -341,7 +424,10 @@ fn bad_inputs_are_errors_or_documented() {
     let d = deliverable(Some(-14.0), -1.0, rate, 24, Format::Wav);
     let r = master(&silent, rate, None, &d, &path);
     assert_eq!(r.gain_db, Some(0.0));
-    assert!(r.integrated_lufs.is_none() && r.notes.iter().any(|n| n.contains("no normalising gain")), "{r:?}");
+    assert!(
+        r.integrated_lufs.is_none() && r.notes.iter().any(|n| n.contains("no normalising gain")),
+        "{r:?}"
+    );
     // Shorter than a gating block: the same.
     let short = music(rate, 0.2, 2);
     let r = master(&short, rate, None, &d, &path);
@@ -350,24 +436,41 @@ fn bad_inputs_are_errors_or_documented() {
     // A mix that clips before the chain is warned about.
     let loud: Vec<Vec<f32>> = mix.iter().map(|c| c.iter().map(|v| v * 4.0).collect()).collect();
     let r = master(&loud, rate, None, &d, &path);
-    assert!(r.warnings.iter().any(|w| w.contains("clips before the master chain")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("clips before the master chain")),
+        "{:?}",
+        r.warnings
+    );
     // Heavy limiting is warned about.
     let d9 = deliverable(Some(-6.0), -1.0, rate, 24, Format::Wav);
     let r = master(&drums(rate, 4.0, 3), rate, None, &d9, &path);
-    assert!(r.warnings.iter().any(|w| w.contains("dB of limiting")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("dB of limiting")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
 fn analyze_reports_mono_compatibility_and_dc() {
     let rate = 48000;
     let n = rate as usize * 2;
-    let lo: Vec<f32> = (0..n).map(|i| 0.5 * (2.0 * std::f64::consts::PI * 60.0 * i as f64 / rate as f64).sin() as f32).collect();
+    let lo: Vec<f32> = (0..n)
+        .map(|i| 0.5 * (2.0 * std::f64::consts::PI * 60.0 * i as f64 / rate as f64).sin() as f32)
+        .collect();
     let anti: Vec<f32> = lo.iter().map(|v| -v + 0.05).collect();
     let r = analyze(&[lo.clone(), anti], rate, "phase.wav").unwrap();
     assert!(r.correlation.unwrap() < -0.99);
-    assert!(r.warnings.iter().any(|w| w.contains("not mono compatible")), "{:?}", r.warnings);
-    assert!(r.warnings.iter().any(|w| w.contains("DC offset on channel 2")), "{:?}", r.warnings);
+    assert!(
+        r.warnings.iter().any(|w| w.contains("not mono compatible")),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings.iter().any(|w| w.contains("DC offset on channel 2")),
+        "{:?}",
+        r.warnings
+    );
     let r = analyze(&[lo.clone(), lo], rate, "mono.wav").unwrap();
     assert!(r.mono_compat_drop_db.unwrap().abs() < 0.01);
 }
-

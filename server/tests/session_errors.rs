@@ -932,6 +932,7 @@ fn contract_example_parses_to_the_exact_model() {
             bit_depth: 24,
             format: Format::Wav,
             variant: Variant::Main,
+            album_gain_db: None,
         }],
         source: song.display().to_string(),
     };
@@ -1017,7 +1018,8 @@ fn defaults_are_filled() {
             sample_rate: 44100,
             bit_depth: 24,
             format: Format::Wav,
-            variant: Variant::Main
+            variant: Variant::Main,
+            album_gain_db: None
         }
     );
 }
@@ -1048,6 +1050,7 @@ fn presets_fill_and_explicit_keys_override() {
             bit_depth: b,
             format: f,
             variant: v,
+            album_gain_db: None,
         };
     assert_eq!(
         d(1),
@@ -1136,6 +1139,7 @@ fn proto_round_trip_is_exact() {
         bit_depth: 16,
         format: Format::Flac,
         variant: Variant::Acappella,
+        album_gain_db: None,
     });
     let p = to_proto(&s);
     assert_eq!(p.tracks[0].stem.as_ref().unwrap().name, "stems/kick.wav");

@@ -92,7 +92,8 @@ pub trait ConvolutionBank: Send {
     /// Convolves the next block of every listed slot at once: `inputs[i]`/`outputs[i]`
     /// are the stereo block (`block_len` frames each) of `slots[i]`. Zero latency:
     /// output block k is samples `[k·B, (k+1)·B)` of the running linear convolution.
-    /// The engine lists every slot in every call (a slot not listed does not advance).
+    /// The engine lists every slot in every call; a slot not listed is fed a block of
+    /// silence (its tail advances) and its output is dropped.
     /// Returns Err on bad arguments or GPU failure (the engine then re-renders on CPU).
     fn process(
         &mut self,
@@ -382,6 +383,9 @@ fn mac(acc_re: &mut [f32], acc_im: &mut [f32], xr: &[f32], xi: &[f32], hr: &[f32
 pub struct CpuConvolutionBank {
     block_len: usize,
     slots: Vec<Upols>,
+    /// Silence in and a discarded output, for slots a call does not list.
+    zeros: Vec<f32>,
+    sink: [Vec<f32>; 2],
 }
 
 impl CpuConvolutionBank {
@@ -391,6 +395,8 @@ impl CpuConvolutionBank {
         CpuConvolutionBank {
             block_len,
             slots: Vec::new(),
+            zeros: Vec::new(),
+            sink: [Vec::new(), Vec::new()],
         }
     }
 }
@@ -402,6 +408,10 @@ impl ConvolutionBank for CpuConvolutionBank {
 
     fn add(&mut self, ir: &ImpulseResponse) -> Result<usize> {
         check_block_len(self.block_len)?;
+        self.zeros.resize(self.block_len, 0.0);
+        self.sink
+            .iter_mut()
+            .for_each(|v| v.resize(self.block_len, 0.0));
         let filters: Vec<&[f32]> = ir.channels.iter().map(Vec::as_slice).collect();
         let routes = ir.routes();
         self.slots.push(Upols::new(
@@ -423,6 +433,13 @@ impl ConvolutionBank for CpuConvolutionBank {
         for ((&s, x), y) in slots.iter().zip(inputs).zip(outputs.iter_mut()) {
             let [yl, yr] = y;
             self.slots[s].process(&[x[0], x[1]], &mut [&mut **yl, &mut **yr]);
+        }
+        // Unlisted slots hear silence, so their tails advance as on the GPU bank.
+        for s in 0..self.slots.len() {
+            if !slots.contains(&s) {
+                let [sl, sr] = &mut self.sink;
+                self.slots[s].process(&[&self.zeros, &self.zeros], &mut [sl, sr]);
+            }
         }
         Ok(())
     }

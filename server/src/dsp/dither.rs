@@ -39,7 +39,12 @@ impl Quantizer {
         if rng == 0 {
             rng = 1;
         }
-        Quantizer { bits: bits.clamp(2, 24), shaping, rng, err: [0.0; 5] }
+        Quantizer {
+            bits: bits.clamp(2, 24),
+            shaping,
+            rng,
+            err: [0.0; 5],
+        }
     }
 
     #[inline(always)]

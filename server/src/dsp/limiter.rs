@@ -36,7 +36,12 @@ pub struct LimiterParams {
 
 impl Default for LimiterParams {
     fn default() -> Self {
-        LimiterParams { ceiling_db: -1.0, release_ms: 50.0, lookahead_ms: 5.0, hold_ms: 10.0 }
+        LimiterParams {
+            ceiling_db: -1.0,
+            release_ms: 50.0,
+            lookahead_ms: 5.0,
+            hold_ms: 10.0,
+        }
     }
 }
 
@@ -73,9 +78,17 @@ pub fn design_phases(taps: usize, beta: f64) -> Vec<Vec<f32>> {
             let taps: Vec<f64> = (0..taps)
                 .map(|k| {
                     let t = k as f64 - (half - 1.0) - frac;
-                    let sinc = if t.abs() < 1e-12 { 1.0 } else { (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t) };
+                    let sinc = if t.abs() < 1e-12 {
+                        1.0
+                    } else {
+                        (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t)
+                    };
                     let r = t / half;
-                    let w = if r.abs() >= 1.0 { 0.0 } else { bessel_i0(beta * (1.0 - r * r).sqrt()) / i0b };
+                    let w = if r.abs() >= 1.0 {
+                        0.0
+                    } else {
+                        bessel_i0(beta * (1.0 - r * r).sqrt()) / i0b
+                    };
                     sinc * w
                 })
                 .collect();
@@ -144,7 +157,11 @@ fn envelope_with<B: AsRef<[f32]>>(x: &[f32], block: usize, phases: &[B]) -> Vec<
         // padded[j] = x[start + j − before], zero outside.
         for (j, p) in padded[..len + before + after].iter_mut().enumerate() {
             let idx = (start + j) as isize - before as isize;
-            *p = if idx >= 0 && (idx as usize) < n { x[idx as usize] } else { 0.0 };
+            *p = if idx >= 0 && (idx as usize) < n {
+                x[idx as usize]
+            } else {
+                0.0
+            };
         }
         for (pk, &v) in peaks[..len].iter_mut().zip(&padded[before..before + len]) {
             *pk = v.abs();
@@ -244,7 +261,9 @@ pub fn gain_curve(
     for v in out.iter_mut() {
         *v = f32::from_bits(v.to_bits().saturating_sub(1)).min(1.0);
     }
-    CurveStats { max_reduction_db: -20.0 * min_gain.max(1e-12).log10() }
+    CurveStats {
+        max_reduction_db: -20.0 * min_gain.max(1e-12).log10(),
+    }
 }
 
 /// `y[n] = x[n] · 10^(pre_gain_db/20) · g(n)` where g is `curve` interpolated
@@ -283,11 +302,17 @@ mod tests {
     fn oversampler_interpolates_a_slow_sine() {
         let ph = oversampler_phases();
         let f = 0.05f64; // cycles per sample
-        let x: Vec<f64> = (0..100).map(|n| (2.0 * std::f64::consts::PI * f * n as f64).sin()).collect();
+        let x: Vec<f64> = (0..100)
+            .map(|n| (2.0 * std::f64::consts::PI * f * n as f64).sin())
+            .collect();
         for (p, br) in ph.iter().enumerate() {
             let frac = (p + 1) as f64 / 4.0;
             let n = 50usize;
-            let y: f64 = br.iter().enumerate().map(|(k, &h)| h as f64 * x[n + k + 1 - TAPS_PER_PHASE / 2]).sum();
+            let y: f64 = br
+                .iter()
+                .enumerate()
+                .map(|(k, &h)| h as f64 * x[n + k + 1 - TAPS_PER_PHASE / 2])
+                .sum();
             let want = (2.0 * std::f64::consts::PI * f * (n as f64 + frac)).sin();
             assert!((y - want).abs() < 1e-3, "phase {p}: {y} vs {want}");
         }
@@ -296,9 +321,14 @@ mod tests {
     #[test]
     fn curve_holds_every_block_under_ceiling() {
         let block = 32;
-        let env: Vec<f32> = (0..2000).map(|k| if k % 97 == 0 { 2.0 } else { 0.3 + (k % 7) as f32 * 0.1 }).collect();
+        let env: Vec<f32> = (0..2000)
+            .map(|k| if k % 97 == 0 { 2.0 } else { 0.3 + (k % 7) as f32 * 0.1 })
+            .collect();
         let mut curve = Vec::new();
-        let p = LimiterParams { ceiling_db: -1.0, ..Default::default() };
+        let p = LimiterParams {
+            ceiling_db: -1.0,
+            ..Default::default()
+        };
         let st = gain_curve(&env, block, 48000, 3.0, &p, &mut curve);
         let c = 10f64.powf(-1.0 / 20.0);
         let g = 10f64.powf(3.0 / 20.0);

@@ -25,7 +25,11 @@ pub const LOUDNESS_OFFSET: f64 = -0.691;
 /// Energy (mean weighted square) to LUFS; `None` for zero energy.
 #[inline]
 pub fn energy_to_lufs(e: f64) -> Option<f64> {
-    if e > 0.0 && e.is_finite() { Some(LOUDNESS_OFFSET + 10.0 * e.log10()) } else { None }
+    if e > 0.0 && e.is_finite() {
+        Some(LOUDNESS_OFFSET + 10.0 * e.log10())
+    } else {
+        None
+    }
 }
 
 /// LUFS to energy.
@@ -73,9 +77,7 @@ struct Biquad64 {
 impl Biquad64 {
     #[inline(always)]
     fn tick(&mut self, x: f64) -> f64 {
-        let y = self.b[0] * x + self.b[1] * self.x1 + self.b[2] * self.x2
-            - self.a[0] * self.y1
-            - self.a[1] * self.y2;
+        let y = self.b[0] * x + self.b[1] * self.x1 + self.b[2] * self.x2 - self.a[0] * self.y1 - self.a[1] * self.y2;
         self.x2 = self.x1;
         self.x1 = x;
         self.y2 = self.y1;
@@ -111,7 +113,11 @@ impl KWeighting {
         let vb = vh.powf(0.499_666_774_154_541_6);
         let a0 = 1.0 + k / q + k * k;
         let shelf = Biquad64 {
-            b: [(vh + vb * k / q + k * k) / a0, 2.0 * (k * k - vh) / a0, (vh - vb * k / q + k * k) / a0],
+            b: [
+                (vh + vb * k / q + k * k) / a0,
+                2.0 * (k * k - vh) / a0,
+                (vh - vb * k / q + k * k) / a0,
+            ],
             a: [2.0 * (k * k - 1.0) / a0, (1.0 - k / q + k * k) / a0],
             ..Default::default()
         };
@@ -174,7 +180,11 @@ pub fn gated_loudness(segments: &[f64]) -> Option<f64> {
             n2 += 1;
         }
     }
-    if n2 == 0 { None } else { energy_to_lufs(sum2 / n2 as f64) }
+    if n2 == 0 {
+        None
+    } else {
+        energy_to_lufs(sum2 / n2 as f64)
+    }
 }
 
 /// What a [`LoudnessMeter`] found.
@@ -220,7 +230,9 @@ impl LoudnessMeter {
     /// A meter for `channels` channels at `sample_rate`.
     pub fn new(channels: usize, sample_rate: u32) -> Result<Self> {
         if sample_rate < 8000 {
-            return Err(Error::Unsupported(format!("loudness at {sample_rate} Hz (8000 Hz or more is measured)")));
+            return Err(Error::Unsupported(format!(
+                "loudness at {sample_rate} Hz (8000 Hz or more is measured)"
+            )));
         }
         let weights = channel_weights(channels)?;
         let seg_len = samples_per_100ms(sample_rate);
@@ -299,7 +311,11 @@ impl LoudnessMeter {
     /// The figures so far.
     pub fn finish(mut self) -> LoudnessFigures {
         let to_l = |sum: f64, len: usize| {
-            if sum.is_finite() { energy_to_lufs(sum.max(0.0) / len as f64) } else { None }
+            if sum.is_finite() {
+                energy_to_lufs(sum.max(0.0) / len as f64)
+            } else {
+                None
+            }
         };
         self.fig.momentary_max = to_l(self.m_max, self.m_len);
         self.fig.short_term_max = to_l(self.s_max, self.s_len);
@@ -360,7 +376,9 @@ mod tests {
     fn sine(freq: f64, db: f64, rate: u32, secs: f64) -> Vec<f32> {
         let a = 10f64.powf(db / 20.0);
         let n = (secs * rate as f64).round() as usize;
-        (0..n).map(|i| (a * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as f32).collect()
+        (0..n)
+            .map(|i| (a * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as f32)
+            .collect()
     }
 
     #[test]
@@ -399,7 +417,10 @@ mod tests {
         let l = sine(1000.0, -23.0, rate, 2.0);
         let blocks = k_power_blocks(&[&l, &l], rate, 32).unwrap();
         let seg = samples_per_100ms(rate) / 32;
-        let segs: Vec<f64> = blocks.chunks(seg).map(|c| c.iter().sum::<f64>() / (seg * 32) as f64).collect();
+        let segs: Vec<f64> = blocks
+            .chunks(seg)
+            .map(|c| c.iter().sum::<f64>() / (seg * 32) as f64)
+            .collect();
         let i = gated_loudness(&segs).unwrap();
         assert!((i + 23.0).abs() < 0.05, "{i}");
     }

@@ -193,7 +193,7 @@ fn render_with(
                 chain: session.master.as_ref(),
                 deliverable: d,
                 fir: &fir,
-                gain_override_db: None,
+                gain_override_db: d.album_gain_db,
             };
             let qc = master::master_deliverable(&job, &out_dir.join(&name), cancel).map_err(gpu_err)?;
             let mut v = serde_json::to_value(&qc).map_err(|e| Error::Internal(e.to_string()))?;

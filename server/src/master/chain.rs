@@ -52,7 +52,11 @@ fn filter_kind(t: EqType) -> FilterKind {
 }
 
 fn check_cancel(cancel: &AtomicBool) -> Result<()> {
-    if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) }
+    if cancel.load(Ordering::Relaxed) {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 /// Runs the `[master]` chain (EQ, multiband, width) on a stereo mix at `rate`.
@@ -64,7 +68,10 @@ pub fn apply_chain(
     cancel: &AtomicBool,
 ) -> Result<Chained> {
     let Some(m) = chain else {
-        return Ok(Chained { channels: None, backend: String::new() });
+        return Ok(Chained {
+            channels: None,
+            backend: String::new(),
+        });
     };
     let n = mix[0].len().min(mix[1].len());
     let mut cur: Option<Vec<Vec<f32>>> = None;
@@ -72,11 +79,20 @@ pub fn apply_chain(
     let fs = rate as f64;
 
     if !m.eq.is_empty() {
-        let coeffs: Vec<_> = m
-            .eq
-            .iter()
-            .map(|b| design(&BandSpec { kind: filter_kind(b.kind), freq: b.freq, q: b.q, gain_db: b.gain_db }, fs))
-            .collect();
+        let coeffs: Vec<_> =
+            m.eq.iter()
+                .map(|b| {
+                    design(
+                        &BandSpec {
+                            kind: filter_kind(b.kind),
+                            freq: b.freq,
+                            q: b.q,
+                            gain_db: b.gain_db,
+                        },
+                        fs,
+                    )
+                })
+                .collect();
         // The magnitude of the cookbook cascade, with linear phase.
         let mag = move |f: f64| -> f64 {
             let db: f64 = coeffs.iter().map(|c| magnitude_db(c, f, fs)).sum();
@@ -119,7 +135,11 @@ pub fn apply_chain(
                     Detector::Rms => DetectorKind::Rms,
                 },
             });
-            c.prepare(&ProcessSpec { sample_rate: fs, max_block: FIR_BLOCK, channels: 2 })?;
+            c.prepare(&ProcessSpec {
+                sample_rate: fs,
+                max_block: FIR_BLOCK,
+                channels: 2,
+            })?;
             comps.push(c);
         }
         let mut bank = fir(kernels, FIR_BLOCK)?;

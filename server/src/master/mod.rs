@@ -68,7 +68,10 @@ pub fn check_deliverable(d: &Deliverable) -> Result<()> {
     if let Some(t) = d.target_lufs
         && !(t.is_finite() && (TARGET_RANGE.0..=TARGET_RANGE.1).contains(&t))
     {
-        return Err(f("target_lufs", format!("{t} is outside {} to {} LUFS", TARGET_RANGE.0, TARGET_RANGE.1)));
+        return Err(f(
+            "target_lufs",
+            format!("{t} is outside {} to {} LUFS", TARGET_RANGE.0, TARGET_RANGE.1),
+        ));
     }
     if let Some(c) = d.ceiling_dbtp
         && !(c.is_finite() && c <= 0.0 && c >= -60.0)
@@ -82,7 +85,10 @@ pub fn check_deliverable(d: &Deliverable) -> Result<()> {
         return Err(f("bit_depth", "a FLAC deliverable is 16 or 24 bits".into()));
     }
     if !(8000..=384_000).contains(&d.sample_rate) {
-        return Err(f("sample_rate", format!("{} is outside 8000 to 384000 Hz", d.sample_rate)));
+        return Err(f(
+            "sample_rate",
+            format!("{} is outside 8000 to 384000 Hz", d.sample_rate),
+        ));
     }
     Ok(())
 }
@@ -136,7 +142,9 @@ pub fn master_deliverable_with_plot(
     check_deliverable(d)?;
     let rate = job.mix_rate;
     if !(8000..=384_000).contains(&rate) {
-        return Err(Error::BadAudio(format!("mix: sample rate {rate} Hz is outside 8000 to 384000")));
+        return Err(Error::BadAudio(format!(
+            "mix: sample rate {rate} Hz is outside 8000 to 384000"
+        )));
     }
     let n = job.mix[0].len();
     if job.mix[1].len() != n {
@@ -145,12 +153,24 @@ pub fn master_deliverable_with_plot(
     if job.mix.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
         return Err(Error::BadAudio("mix: contains NaN or infinite samples".into()));
     }
-    let cancelled = || -> Result<()> { if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { Ok(()) } };
+    let t_start = std::time::Instant::now();
+    let stage = |what: &str| tracing::debug!(target: "bounce::master", "{what}: {:.3} s", t_start.elapsed().as_secs_f64());
+    let cancelled = || -> Result<()> {
+        if cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
 
     // Warnings about the mix itself.
-    let mix_over = job.mix.iter().map(|c| c.iter().filter(|v| v.abs() > 1.0).count()).sum::<usize>();
+    let mix_over = job
+        .mix
+        .iter()
+        .map(|c| c.iter().filter(|v| v.abs() > 1.0).count())
+        .sum::<usize>();
     if mix_over > 0 {
         let peak = job.mix.iter().flat_map(|c| c.iter()).fold(0f32, |m, v| m.max(v.abs()));
         warnings.push(format!(
@@ -162,13 +182,17 @@ pub fn master_deliverable_with_plot(
         if n > 0 {
             let dc = ch.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
             if dc.abs() >= 0.005 {
-                warnings.push(format!("the mix has heavy DC offset on channel {}: {dc:.4}; high-pass it", c + 1));
+                warnings.push(format!(
+                    "the mix has heavy DC offset on channel {}: {dc:.4}; high-pass it",
+                    c + 1
+                ));
             }
         }
     }
 
     // [master] chain.
     let chained = apply_chain(job.mix, rate, job.chain, job.fir, cancel)?;
+    stage("chain");
     cancelled()?;
     let src: [&[f32]; 2] = match &chained.channels {
         Some(c) => [&c[0][..], &c[1][..]],
@@ -181,10 +205,17 @@ pub fn master_deliverable_with_plot(
     let seg = samples_per_100ms(rate);
     let ceiling = d.ceiling_dbtp;
     let (env, kblocks) = rayon::join(
-        || -> Result<Vec<f32>> { if ceiling.is_some() { peak_envelope(&src, block) } else { Ok(Vec::new()) } },
+        || -> Result<Vec<f32>> {
+            if ceiling.is_some() {
+                peak_envelope(&src, block)
+            } else {
+                Ok(Vec::new())
+            }
+        },
         || k_power_blocks(&src, rate, block),
     );
     let (env, kblocks) = (env?, kblocks?);
+    stage("peak envelope and K-weighted energy");
     cancelled()?;
     let pre_lufs = estimate_loudness(&kblocks, &[], 0.0, block, seg);
 
@@ -222,7 +253,9 @@ pub fn master_deliverable_with_plot(
         let target = d.target_lufs.unwrap_or(0.0);
         for _ in 0..30 {
             curve_for(gain_db, params, curve);
-            let Some(est) = estimate_loudness(&kblocks, curve, gain_db, block, seg) else { break };
+            let Some(est) = estimate_loudness(&kblocks, curve, gain_db, block, seg) else {
+                break;
+            };
             let err = target - est;
             if err.abs() < 0.005 {
                 break;
@@ -236,10 +269,14 @@ pub fn master_deliverable_with_plot(
     if search {
         gain_db = search_gain(gain_db, &params, &mut curve);
     }
+    stage("gain search");
 
     // Render, measure on the written samples, correct, repeat (rarely needed).
     let bits = d.bit_depth;
-    let file_name = out_path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = out_path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut last: Option<(QcReport, Vec<Vec<f32>>, Option<Vec<Vec<i32>>>)> = None;
     for attempt in 0..4 {
         cancelled()?;
@@ -254,8 +291,10 @@ pub fn master_deliverable_with_plot(
                 })
                 .collect()
         };
+        stage("gain and limiter applied");
         if d.sample_rate != rate {
             out = crate::audio::resample::resample(&out, rate, d.sample_rate)?;
+            stage("resampled");
         }
         cancelled()?;
         let ints = if bits == 32 {
@@ -271,7 +310,9 @@ pub fn master_deliverable_with_plot(
             }
             Some(q)
         };
+        stage("dithered");
         let qc = analyze(&out, d.sample_rate, &file_name)?;
+        stage("measured");
         let tp_over = match (ceiling, qc.true_peak_dbtp) {
             (Some(c), Some(tp)) => tp - c,
             _ => f64::NEG_INFINITY,
@@ -313,16 +354,22 @@ pub fn master_deliverable_with_plot(
             crate::audio::encode::write_flac(out_path, &refs, d.sample_rate, bits as u16)?;
         }
         (Format::Flac, None) => {
-            return Err(Error::InvalidSession(format!("deliverable \"{}\": a FLAC deliverable is 16 or 24 bits", d.name)));
+            return Err(Error::InvalidSession(format!(
+                "deliverable \"{}\": a FLAC deliverable is 16 or 24 bits",
+                d.name
+            )));
         }
     }
     drop(ints);
+    stage("written");
 
     // Report.
     if let (Some(c), Some(tp)) = (ceiling, qc.true_peak_dbtp)
         && tp > c
     {
-        warnings.push(format!("true peak {tp:.2} dBTP is over the {c:.1} dBTP ceiling after resampling and dither"));
+        warnings.push(format!(
+            "true peak {tp:.2} dBTP is over the {c:.1} dBTP ceiling after resampling and dither"
+        ));
     }
     if let (true, Some(t), Some(i)) = (search, d.target_lufs, qc.integrated_lufs)
         && (t - i).abs() > 0.3
@@ -337,7 +384,11 @@ pub fn master_deliverable_with_plot(
     warnings.append(&mut qc.warnings);
     qc.warnings = warnings;
     qc.notes.append(&mut notes);
-    qc.backend = if chained.backend.is_empty() { "cpu".into() } else { chained.backend.clone() };
+    qc.backend = if chained.backend.is_empty() {
+        "cpu".into()
+    } else {
+        chained.backend.clone()
+    };
     qc.limiter_gain_reduction_max_db = ceiling.map(|_| reduction);
     qc.gain_db = Some(gain_db);
     qc.target_lufs = d.target_lufs;

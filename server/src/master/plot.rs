@@ -59,7 +59,12 @@ pub fn long_term_spectrum(channels: &[&[f32]], sample_rate: u32) -> Vec<(f64, f6
     acc.iter()
         .enumerate()
         .skip(1)
-        .map(|(k, &p)| (k as f64 * sample_rate as f64 / N as f64, 10.0 * (p * scale).max(1e-14).log10()))
+        .map(|(k, &p)| {
+            (
+                k as f64 * sample_rate as f64 / N as f64,
+                10.0 * (p * scale).max(1e-14).log10(),
+            )
+        })
         .collect()
 }
 
@@ -84,13 +89,19 @@ pub fn write_plot(report: &QcReport, channels: &[&[f32]], png_path: &Path) -> Re
         .map_err(|e| perr(png_path, e))?;
     for l in (-54..0).step_by(6) {
         let l = l as f64;
-        c.draw_series(LineSeries::new([(0.0, l), (t_end, l)], grid)).map_err(|e| perr(png_path, e))?;
+        c.draw_series(LineSeries::new([(0.0, l), (t_end, l)], grid))
+            .map_err(|e| perr(png_path, e))?;
     }
     if let Some(t) = report.target_lufs {
-        c.draw_series(LineSeries::new([(0.0, t), (t_end, t)], RED)).map_err(|e| perr(png_path, e))?;
+        c.draw_series(LineSeries::new([(0.0, t), (t_end, t)], RED))
+            .map_err(|e| perr(png_path, e))?;
     }
-    let pts = report.short_term_series.iter().map(|&(t, l)| (t, if l.is_finite() { l.clamp(-60.0, 0.0) } else { -60.0 }));
-    c.draw_series(LineSeries::new(pts, BLUE.stroke_width(2))).map_err(|e| perr(png_path, e))?;
+    let pts = report
+        .short_term_series
+        .iter()
+        .map(|&(t, l)| (t, if l.is_finite() { l.clamp(-60.0, 0.0) } else { -60.0 }));
+    c.draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+        .map_err(|e| perr(png_path, e))?;
 
     // Bottom: spectrum on a log frequency axis.
     let nyq = report.sample_rate as f64 / 2.0;
@@ -101,7 +112,8 @@ pub fn write_plot(report: &QcReport, channels: &[&[f32]], png_path: &Path) -> Re
         .map_err(|e| perr(png_path, e))?;
     for l in (-108..0).step_by(12) {
         let l = l as f64;
-        c.draw_series(LineSeries::new([(lx0, l), (lx1, l)], grid)).map_err(|e| perr(png_path, e))?;
+        c.draw_series(LineSeries::new([(lx0, l), (lx1, l)], grid))
+            .map_err(|e| perr(png_path, e))?;
     }
     for f in [100.0f64, 1000.0, 10000.0] {
         if f < nyq {
@@ -109,8 +121,12 @@ pub fn write_plot(report: &QcReport, channels: &[&[f32]], png_path: &Path) -> Re
                 .map_err(|e| perr(png_path, e))?;
         }
     }
-    let pts = spectrum.iter().filter(|(f, _)| *f >= 20.0).map(|&(f, d)| (f.log10(), d.clamp(-120.0, 0.0)));
-    c.draw_series(LineSeries::new(pts, BLACK)).map_err(|e| perr(png_path, e))?;
+    let pts = spectrum
+        .iter()
+        .filter(|(f, _)| *f >= 20.0)
+        .map(|&(f, d)| (f.log10(), d.clamp(-120.0, 0.0)));
+    c.draw_series(LineSeries::new(pts, BLACK))
+        .map_err(|e| perr(png_path, e))?;
     root.present().map_err(|e| perr(png_path, e))?;
     Ok(())
 }

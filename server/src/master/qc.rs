@@ -74,7 +74,11 @@ pub struct QcReport {
 }
 
 fn db(x: f64) -> Option<f64> {
-    if x > 0.0 && x.is_finite() { Some(20.0 * x.log10()) } else { None }
+    if x > 0.0 && x.is_finite() {
+        Some(20.0 * x.log10())
+    } else {
+        None
+    }
 }
 
 /// Measures `channels` (planar, equal lengths) at `sample_rate`. Mono, stereo and
@@ -88,10 +92,14 @@ pub fn analyze(channels: &[Vec<f32>], sample_rate: u32, file: &str) -> Result<Qc
 pub fn analyze_slices(channels: &[&[f32]], sample_rate: u32, file: &str) -> Result<QcReport> {
     let nch = channels.len();
     if nch == 0 || nch > 8 {
-        return Err(Error::BadAudio(format!("{file}: {nch} channels (1 to 8 can be analysed)")));
+        return Err(Error::BadAudio(format!(
+            "{file}: {nch} channels (1 to 8 can be analysed)"
+        )));
     }
     if !(8000..=768_000).contains(&sample_rate) {
-        return Err(Error::BadAudio(format!("{file}: sample rate {sample_rate} Hz (8000 to 768000 can be analysed)")));
+        return Err(Error::BadAudio(format!(
+            "{file}: sample rate {sample_rate} Hz (8000 to 768000 can be analysed)"
+        )));
     }
     let n = channels[0].len();
     if channels.iter().any(|c| c.len() != n) {
@@ -115,7 +123,10 @@ pub fn analyze_slices(channels: &[&[f32]], sample_rate: u32, file: &str) -> Resu
                         let block: Vec<&[f32]> = channels.iter().map(|c| &c[start..end]).collect();
                         m.add_frames_planar_f32(&block).map_err(ebu_err)?;
                     }
-                    Ok((m.loudness_global().map_err(ebu_err)?, m.loudness_range().map_err(ebu_err)?))
+                    Ok((
+                        m.loudness_global().map_err(ebu_err)?,
+                        m.loudness_range().map_err(ebu_err)?,
+                    ))
                 },
                 || -> Result<crate::dsp::meter::LoudnessFigures> {
                     let mut m = LoudnessMeter::new(nch, sample_rate)?;
@@ -131,15 +142,22 @@ pub fn analyze_slices(channels: &[&[f32]], sample_rate: u32, file: &str) -> Resu
                     channels
                         .par_iter()
                         .map(|c| {
-                            let mut m = ebur128::EbuR128::new(1, sample_rate, ebur128::Mode::TRUE_PEAK | ebur128::Mode::SAMPLE_PEAK)
-                                .map_err(ebu_err)?;
+                            let mut m = ebur128::EbuR128::new(
+                                1,
+                                sample_rate,
+                                ebur128::Mode::TRUE_PEAK | ebur128::Mode::SAMPLE_PEAK,
+                            )
+                            .map_err(ebu_err)?;
                             m.add_frames_f32(c).map_err(ebu_err)?;
                             // The true peak is the larger of ebur128's (BS.1770's short
                             // interpolator) and the limiter's longer one, which also
                             // reads content near Nyquist: a ceiling verified this way
                             // holds for stricter meters too.
                             let ours = crate::dsp::limiter::true_peak(c) as f64;
-                            Ok((m.sample_peak(0).map_err(ebu_err)?, m.true_peak(0).map_err(ebu_err)?.max(ours)))
+                            Ok((
+                                m.sample_peak(0).map_err(ebu_err)?,
+                                m.true_peak(0).map_err(ebu_err)?.max(ours),
+                            ))
                         })
                         .collect()
                 },
@@ -176,7 +194,8 @@ pub fn analyze_slices(channels: &[&[f32]], sample_rate: u32, file: &str) -> Resu
         if n >= samples_per_100ms(sample_rate) * 30 && lra.is_finite() {
             r.lra_lu = Some(lra);
         } else if n < samples_per_100ms(sample_rate) * 30 {
-            r.notes.push("LRA and short-term maximum undefined: shorter than one 3 s short-term window".into());
+            r.notes
+                .push("LRA and short-term maximum undefined: shorter than one 3 s short-term window".into());
             r.short_term_max_lufs = None;
         }
     }
@@ -202,22 +221,37 @@ pub fn analyze_slices(channels: &[&[f32]], sample_rate: u32, file: &str) -> Resu
 pub fn file_warnings(r: &QcReport) -> Vec<String> {
     let mut w = Vec::new();
     if r.clipped_samples > 0 {
-        w.push(format!("{}: {} samples at full scale (clipped)", r.file, r.clipped_samples));
+        w.push(format!(
+            "{}: {} samples at full scale (clipped)",
+            r.file, r.clipped_samples
+        ));
     }
     for (c, d) in r.dc_offset.iter().enumerate() {
         if d.abs() >= 0.005 {
-            w.push(format!("{}: heavy DC offset on channel {}: {:.4} ({:.1} dBFS)", r.file, c + 1, d, 20.0 * d.abs().log10()));
+            w.push(format!(
+                "{}: heavy DC offset on channel {}: {:.4} ({:.1} dBFS)",
+                r.file,
+                c + 1,
+                d,
+                20.0 * d.abs().log10()
+            ));
         }
     }
     if let Some(d) = r.low_end_mono_drop_db
         && d > 4.5
     {
-        w.push(format!("{}: low end (< 150 Hz) is not mono compatible: it loses {d:.1} dB folded to mono", r.file));
+        w.push(format!(
+            "{}: low end (< 150 Hz) is not mono compatible: it loses {d:.1} dB folded to mono",
+            r.file
+        ));
     }
     if let Some(c) = r.correlation
         && c < -0.3
     {
-        w.push(format!("{}: left and right are largely out of phase (correlation {c:.2})", r.file));
+        w.push(format!(
+            "{}: left and right are largely out of phase (correlation {c:.2})",
+            r.file
+        ));
     }
     w
 }
@@ -287,10 +321,20 @@ fn channel_stats(channels: &[&[f32]], sample_rate: u32) -> Stats {
                 return None;
             }
             let mono = (ll + rr + 2.0 * lr) / 2.0;
-            Some(if mono <= stereo * 1e-12 { 120.0 } else { -10.0 * (mono / stereo).log10() })
+            Some(if mono <= stereo * 1e-12 {
+                120.0
+            } else {
+                -10.0 * (mono / stereo).log10()
+            })
         };
         mono_drop_db = drop(sll, srr, slr);
         low_mono_drop_db = drop(lll, lrr, llr);
     }
-    Stats { clipped, dc, correlation, mono_drop_db, low_mono_drop_db }
+    Stats {
+        clipped,
+        dc,
+        correlation,
+        mono_drop_db,
+        low_mono_drop_db,
+    }
 }

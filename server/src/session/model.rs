@@ -267,4 +267,7 @@ pub struct Deliverable {
     pub bit_depth: u32,
     pub format: Format,
     pub variant: Variant,
+    /// Album mode: this fixed gain (dB) before the limiter instead of the search for
+    /// `target_lufs` (`bounce album` sets it; session files do not).
+    pub album_gain_db: Option<f64>,
 }

@@ -33,6 +33,7 @@ pub fn deliverable_preset(preset: &str) -> Option<Deliverable> {
         bit_depth: bits,
         format: Format::Wav,
         variant: Variant::Main,
+        album_gain_db: None,
     })
 }
 
@@ -419,6 +420,7 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
                 bit_depth: 24,
                 format: Format::Wav,
                 variant: Variant::Main,
+                album_gain_db: None,
             },
         };
         del.name = name;

@@ -199,6 +199,7 @@ pub fn deliverable_to(d: &Deliverable) -> pb::Deliverable {
         bit_depth: d.bit_depth,
         format: d.format.ext().to_string(),
         variant: d.variant.as_str().to_string(),
+        album_gain_db: d.album_gain_db,
         preset: String::new(),
     }
 }
@@ -268,6 +269,7 @@ pub fn deliverable_from(
         },
         format,
         variant,
+        album_gain_db: d.album_gain_db,
     })
 }
 

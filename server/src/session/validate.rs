@@ -263,6 +263,9 @@ pub(crate) fn validate_deliverables(
         if let Some(j) = seen.insert(n.to_lowercase(), i) {
             return Err(ck.err(&np, format_args!("{n:?} is already the name of deliverable[{j}] (names are unique, ignoring case)")));
         }
+        if let Some(g) = d.album_gain_db {
+            ck.within(&format!("{p}.album_gain_db"), g, -60.0, 60.0, " dB")?;
+        }
         if let Some(t) = d.target_lufs {
             ck.within(&format!("{p}.target_lufs"), t, -40.0, -5.0, " LUFS")?;
         }
