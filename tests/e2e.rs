@@ -60,12 +60,12 @@ fn gain_pan_routing_mix_matches_reference_sum() {
     let dmuted = noise(5, s(1.5), 0.5);
     let e = noise(6, s(0.7), 0.3);
     let f = noise(7, s(0.6), 0.3);
-    write_f32_wav(&d.join("stems/a.wav"), &[a.clone()], RATE);
+    write_f32_wav(&d.join("stems/a.wav"), std::slice::from_ref(&a), RATE);
     write_f32_wav(&d.join("stems/b.wav"), &[bl.clone(), br.clone()], RATE);
-    write_f32_wav(&d.join("stems/c.wav"), &[c.clone()], RATE);
+    write_f32_wav(&d.join("stems/c.wav"), std::slice::from_ref(&c), RATE);
     write_f32_wav(&d.join("stems/d.wav"), &[dmuted], RATE);
-    write_f32_wav(&d.join("stems/e.wav"), &[e.clone()], RATE);
-    write_f32_wav(&d.join("stems/f.wav"), &[f.clone()], RATE);
+    write_f32_wav(&d.join("stems/e.wav"), std::slice::from_ref(&e), RATE);
+    write_f32_wav(&d.join("stems/f.wav"), std::slice::from_ref(&f), RATE);
     let session = write_session(
         d,
         r#"
@@ -157,32 +157,64 @@ output = "Sub"
 
     let server = Server::start("cpu");
     let out = d.join("out");
-    let res = bounce(&["render", &session, "--out", out.to_str().expect("utf8"), "--server", &server.url]);
+    let res = bounce(&[
+        "render",
+        &session,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--server",
+        &server.url,
+    ]);
     assert_ok(&res, "bounce render");
     let (rate, mix) = read_wav(&out.join("mix.wav"));
     assert_eq!(rate, RATE);
     assert_eq!(mix.len(), 2, "mix.wav is stereo");
-    assert_eq!(mix[0].len(), total, "mix length = longest (offset + stem), muted included, + tail");
+    assert_eq!(
+        mix[0].len(),
+        total,
+        "mix length = longest (offset + stem), muted included, + tail"
+    );
     let el = error_db(&mix[0], &l);
     let er = error_db(&mix[1], &r);
-    assert!(el < -90.0 && er < -90.0, "mix error vs reference: L {el:.1} dB, R {er:.1} dB");
+    assert!(
+        el < -90.0 && er < -90.0,
+        "mix error vs reference: L {el:.1} dB, R {er:.1} dB"
+    );
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
+            .expect("json");
     assert_eq!(report["mix"]["file"], "mix.wav");
-    assert!(report["mix"]["integrated_lufs"].is_number(), "report: {report}");
+    assert!(
+        report["mix"]["integrated_lufs"].is_number(),
+        "report: {report}"
+    );
 
     // Bad input answers one clear line naming the file, and the server keeps serving.
     let mut bad = a.clone();
     bad[100] = f32::NAN;
     write_f32_wav(&d.join("stems/a.wav"), &[bad], RATE);
-    let res = bounce(&["render", &session, "--out", out.to_str().expect("utf8"), "--server", &server.url]);
+    let res = bounce(&[
+        "render",
+        &session,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--server",
+        &server.url,
+    ]);
     assert!(!res.status.success(), "a NaN stem must fail");
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("a.wav"), "error names the file: {err}");
     assert!(!err.contains("panicked"), "no panic: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    write_f32_wav(&d.join("stems/a.wav"), &[a.clone()], RATE);
-    let res = bounce(&["render", &session, "--out", out.to_str().expect("utf8"), "--server", &server.url]);
+    write_f32_wav(&d.join("stems/a.wav"), std::slice::from_ref(&a), RATE);
+    let res = bounce(&[
+        "render",
+        &session,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--server",
+        &server.url,
+    ]);
     assert_ok(&res, "the server still serves after a bad request");
 }
 
@@ -196,9 +228,17 @@ fn reverb_bus_matches_direct_convolution_on_both_backends() {
     let x = noise(11, 30_000, 0.5);
     // A 0.3 s decaying stereo IR of odd length.
     let n_ir = 14_401;
-    let irl: Vec<f32> = noise(12, n_ir, 0.5).iter().enumerate().map(|(i, v)| v * (-(i as f32) / 3000.0).exp()).collect();
-    let irr: Vec<f32> = noise(13, n_ir, 0.5).iter().enumerate().map(|(i, v)| v * (-(i as f32) / 2000.0).exp()).collect();
-    write_f32_wav(&d.join("stems/x.wav"), &[x.clone()], RATE);
+    let irl: Vec<f32> = noise(12, n_ir, 0.5)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (-(i as f32) / 3000.0).exp())
+        .collect();
+    let irr: Vec<f32> = noise(13, n_ir, 0.5)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v * (-(i as f32) / 2000.0).exp())
+        .collect();
+    write_f32_wav(&d.join("stems/x.wav"), std::slice::from_ref(&x), RATE);
     write_f32_wav(&d.join("ir.wav"), &[irl.clone(), irr.clone()], RATE);
     let session = write_session(
         d,
@@ -237,15 +277,31 @@ reverb = { ir = "ir.wav", predelay_ms = 10.0, wet_db = -3.0, dry = false }
     let (wl, wr) = (conv(&irl), conv(&irr));
     for backend in ["cpu", "gpu"] {
         let out = d.join(format!("out-{backend}"));
-        let res = bounce(&["render", &session, "--out", out.to_str().expect("utf8"), "--backend", backend]);
-        if backend == "gpu" && !res.status.success() && std::env::var("BOUNCE_REQUIRE_GPU").as_deref() != Ok("1") {
-            eprintln!("SKIP: --backend gpu failed (no adapter?): {}", String::from_utf8_lossy(&res.stderr));
+        let res = bounce(&[
+            "render",
+            &session,
+            "--out",
+            out.to_str().expect("utf8"),
+            "--backend",
+            backend,
+        ]);
+        if backend == "gpu"
+            && !res.status.success()
+            && std::env::var("BOUNCE_REQUIRE_GPU").as_deref() != Ok("1")
+        {
+            eprintln!(
+                "SKIP: --backend gpu failed (no adapter?): {}",
+                String::from_utf8_lossy(&res.stderr)
+            );
             continue;
         }
         assert_ok(&res, &format!("render --backend {backend}"));
         let (_, mix) = read_wav(&out.join("mix.wav"));
         let (el, er) = (error_db(&mix[0], &wl), error_db(&mix[1], &wr));
-        assert!(el < -90.0 && er < -90.0, "{backend}: reverb error L {el:.1} dB, R {er:.1} dB");
+        assert!(
+            el < -90.0 && er < -90.0,
+            "{backend}: reverb error L {el:.1} dB, R {er:.1} dB"
+        );
     }
 }
 
@@ -256,16 +312,33 @@ fn demo_renders_its_song() {
     let out = dir.path().join("demo");
     let res = bounce(&["demo", "--out", out.to_str().expect("utf8")]);
     assert_ok(&res, "bounce demo");
-    for f in ["session.toml", "mix.wav", "streaming.wav", "cd.flac", "report.json"] {
+    for f in [
+        "session.toml",
+        "mix.wav",
+        "streaming.wav",
+        "cd.flac",
+        "report.json",
+    ] {
         assert!(out.join(f).exists(), "demo wrote {f}");
     }
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
+            .expect("json");
     let dl = report["deliverables"].as_array().expect("deliverables");
-    let streaming = dl.iter().find(|d| d["name"] == "streaming").expect("streaming in report");
-    let lufs = streaming["integrated_lufs"].as_f64().expect("integrated_lufs");
-    assert!((lufs + 14.0).abs() <= 0.3, "streaming lands at −14 LUFS ± 0.3: {lufs}");
-    let tp = streaming["true_peak_dbtp"].as_f64().expect("true_peak_dbtp");
+    let streaming = dl
+        .iter()
+        .find(|d| d["name"] == "streaming")
+        .expect("streaming in report");
+    let lufs = streaming["integrated_lufs"]
+        .as_f64()
+        .expect("integrated_lufs");
+    assert!(
+        (lufs + 14.0).abs() <= 0.3,
+        "streaming lands at −14 LUFS ± 0.3: {lufs}"
+    );
+    let tp = streaming["true_peak_dbtp"]
+        .as_f64()
+        .expect("true_peak_dbtp");
     assert!(tp <= -1.0 + 1e-9, "streaming true peak ≤ −1 dBTP: {tp}");
 }
 
@@ -277,7 +350,11 @@ fn album_mode_gives_every_song_one_gain() {
     let d = dir.path();
     let n = 3 * RATE as usize;
     for (k, (name, amp)) in [("Song One", 0.3f32), ("Song Two", 0.1)].iter().enumerate() {
-        write_f32_wav(&d.join(format!("s{k}.wav")), &[noise(40 + k as u64, n, *amp)], RATE);
+        write_f32_wav(
+            &d.join(format!("s{k}.wav")),
+            &[noise(40 + k as u64, n, *amp)],
+            RATE,
+        );
         std::fs::write(
             d.join(format!("s{k}.toml")),
             format!("[session]\nname = \"{name}\"\nsample_rate = 48000\ntail_s = 0\n[[track]]\nname = \"T\"\nfile = \"s{k}.wav\"\n"),
@@ -291,25 +368,52 @@ fn album_mode_gives_every_song_one_gain() {
     )
     .expect("album");
     let out = d.join("out");
-    let res = bounce(&["album", d.join("album.toml").to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
+    let res = bounce(&[
+        "album",
+        d.join("album.toml").to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ]);
     assert_ok(&res, "bounce album");
-    for f in ["01-song-one/streaming.wav", "02-song-two/streaming.wav", "01-song-one/report.json", "manifest.json"] {
+    for f in [
+        "01-song-one/streaming.wav",
+        "02-song-two/streaming.wav",
+        "01-song-one/report.json",
+        "manifest.json",
+    ] {
         assert!(out.join(f).exists(), "album wrote {f}");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
     let song = |i: usize| {
         let r: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(out.join(manifest["songs"][i]["dir"].as_str().expect("dir")).join("report.json"))
-                .expect("report"),
+            &std::fs::read_to_string(
+                out.join(manifest["songs"][i]["dir"].as_str().expect("dir"))
+                    .join("report.json"),
+            )
+            .expect("report"),
         )
         .expect("json");
         let d = r["deliverables"][0].clone();
-        (d["integrated_lufs"].as_f64().expect("lufs"), d["pre_limiter_lufs"].as_f64().expect("pre"))
+        (
+            d["integrated_lufs"].as_f64().expect("lufs"),
+            d["pre_limiter_lufs"].as_f64().expect("pre"),
+        )
     };
     let ((l1, p1), (l2, p2)) = (song(0), song(1));
-    assert!((l1 + 16.0).abs() <= 0.3, "the loudest song meets the target: {l1}");
+    assert!(
+        (l1 + 16.0).abs() <= 0.3,
+        "the loudest song meets the target: {l1}"
+    );
     // The same gain on both: the quieter song stays as far below as it was.
-    assert!(((l1 - l2) - (p1 - p2)).abs() <= 0.2, "one gain for the album: {l1} {l2} (pre {p1} {p2})");
-    assert!(l2 < -23.0, "the quiet song is not normalised on its own: {l2}");
+    assert!(
+        ((l1 - l2) - (p1 - p2)).abs() <= 0.2,
+        "one gain for the album: {l1} {l2} (pre {p1} {p2})"
+    );
+    assert!(
+        l2 < -23.0,
+        "the quiet song is not normalised on its own: {l2}"
+    );
 }

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/e2e-xxxx -> target/debug
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path to a workspace binary; fails with a hint when it was not built.
@@ -67,10 +70,21 @@ impl Server {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("bounced exited early: {status}");
             }
-            assert!(Instant::now() < deadline, "bounced did not report its address");
+            assert!(
+                Instant::now() < deadline,
+                "bounced did not report its address"
+            );
         };
-        let url = if addr.starts_with("http") { addr } else { format!("http://{addr}") };
-        Server { child, url, _data: data }
+        let url = if addr.starts_with("http") {
+            addr
+        } else {
+            format!("http://{addr}")
+        };
+        Server {
+            child,
+            url,
+            _data: data,
+        }
     }
 }
 
@@ -116,7 +130,9 @@ pub fn read_wav(path: &Path) -> (u32, Vec<Vec<f32>>) {
         hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.expect("sample")).collect(),
         hound::SampleFormat::Int => {
             let scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|s| s.expect("sample") as f32 / scale).collect()
+            r.samples::<i32>()
+                .map(|s| s.expect("sample") as f32 / scale)
+                .collect()
         }
     };
     let mut ch = vec![Vec::with_capacity(inter.len() / n); n];
@@ -137,6 +153,9 @@ pub fn noise(seed: u64, len: usize, amp: f32) -> Vec<f32> {
 pub fn error_db(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length differs");
     let peak = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-    let err = got.iter().zip(want).fold(0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
     20.0 * (err / peak).log10()
 }

@@ -175,7 +175,12 @@ async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> R
 }
 
 /// Renders an already loaded (and validated) session into `out`.
-async fn render_loaded(cli: &Cli, mut session: Session, out: &Path, rep: &Reporter) -> Result<Outcome> {
+async fn render_loaded(
+    cli: &Cli,
+    mut session: Session,
+    out: &Path,
+    rep: &Reporter,
+) -> Result<Outcome> {
     let stems = hash_session_stems(&mut session).await?;
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let conn = connect(cli).await?;
@@ -220,17 +225,28 @@ async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> 
         let mut loudest: HashMap<String, f64> = HashMap::new();
         for (i, s) in songs.iter().enumerate() {
             rep.status(&format!("measuring song {} of {}", i + 1, songs.len()));
-            let outcome = render_loaded(cli, s.clone(), &measure_dir.join(format!("{:02}", i + 1)), rep).await?;
+            let outcome = render_loaded(
+                cli,
+                s.clone(),
+                &measure_dir.join(format!("{:02}", i + 1)),
+                rep,
+            )
+            .await?;
             let report = outcome.report.unwrap_or_default();
             for d in report["deliverables"].as_array().into_iter().flatten() {
-                if let (Some(name), Some(l)) = (d["name"].as_str(), d["pre_limiter_lufs"].as_f64()) {
+                if let (Some(name), Some(l)) = (d["name"].as_str(), d["pre_limiter_lufs"].as_f64())
+                {
                     let e = loudest.entry(name.to_string()).or_insert(f64::NEG_INFINITY);
                     *e = e.max(l);
                 }
             }
         }
         let _ = std::fs::remove_dir_all(&measure_dir);
-        for d in songs.first().map(|s| s.deliverables.as_slice()).unwrap_or_default() {
+        for d in songs
+            .first()
+            .map(|s| s.deliverables.as_slice())
+            .unwrap_or_default()
+        {
             if let (Some(t), Some(l)) = (d.target_lufs, loudest.get(&d.name)) {
                 gains.insert(d.name.clone(), t - l);
             }
@@ -242,13 +258,21 @@ async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> 
             d.album_gain_db = gains.get(&d.name).copied();
         }
         let dir_name = session::song_dir(i, &s.name);
-        rep.status(&format!("song {} of {}: {}", i + 1, album.songs.len(), s.name));
+        rep.status(&format!(
+            "song {} of {}: {}",
+            i + 1,
+            album.songs.len(),
+            s.name
+        ));
         let outcome = render_loaded(cli, s.clone(), &out.join(&dir_name), rep).await?;
         finished(&outcome, rep, cli.json);
         let files: Vec<String> = outcome
             .written
             .iter()
-            .filter_map(|p| p.file_name().map(|f| format!("{dir_name}/{}", f.to_string_lossy())))
+            .filter_map(|p| {
+                p.file_name()
+                    .map(|f| format!("{dir_name}/{}", f.to_string_lossy()))
+            })
             .collect();
         manifest_songs.push(json!({
             "index": i + 1,
@@ -270,7 +294,10 @@ async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> 
     let text = serde_json::to_string_pretty(&manifest).context("manifest")?;
     std::fs::write(&path, text).with_context(|| format!("{}: cannot write", path.display()))?;
     if cli.json {
-        println!("{}", json!({"event": "album", "manifest": path.display().to_string()}));
+        println!(
+            "{}",
+            json!({"event": "album", "manifest": path.display().to_string()})
+        );
     }
     Ok(())
 }

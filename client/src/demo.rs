@@ -95,7 +95,8 @@ pub fn write_demo(dir: &Path) -> Result<PathBuf> {
     let stems = dir.join("stems");
     let irs = dir.join("irs");
     for d in [&stems, &irs] {
-        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create folder", d.display()))?;
+        std::fs::create_dir_all(d)
+            .with_context(|| format!("{}: cannot create folder", d.display()))?;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0xB0_0CE);
     let len = song_frames();
@@ -105,7 +106,8 @@ pub fn write_demo(dir: &Path) -> Result<PathBuf> {
     write_wav(&stems.join("lead.wav"), &[lead(len)])?;
     write_wav(&irs.join("room.wav"), &room_ir(&mut rng))?;
     let session = dir.join("session.toml");
-    std::fs::write(&session, SESSION).with_context(|| format!("{}: cannot write", session.display()))?;
+    std::fs::write(&session, SESSION)
+        .with_context(|| format!("{}: cannot write", session.display()))?;
     Ok(session)
 }
 
@@ -157,7 +159,8 @@ fn drums(len: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f32>> {
             for i in 0..(0.25 * sr) as usize {
                 let t = i as f64 / sr;
                 let noise: f64 = rng.random_range(-1.0..1.0);
-                let v = 0.35 * (2.0 * PI * 190.0 * t).sin() * (-t * 25.0).exp() + 0.3 * noise * (-t * 14.0).exp();
+                let v = 0.35 * (2.0 * PI * 190.0 * t).sin() * (-t * 25.0).exp()
+                    + 0.3 * noise * (-t * 14.0).exp();
                 add(&mut l, start + i, v * 0.9);
                 add(&mut r, start + i, v);
             }
@@ -213,7 +216,14 @@ fn chords(len: usize) -> Vec<Vec<f32>> {
                 for h in 1..=5 {
                     s += (2.0 * PI * f * d * h as f64 * t + (k + j) as f64).sin() / h as f64;
                 }
-                if j == 0 { vl += s } else if j == 2 { vr += s } else { vl += 0.5 * s; vr += 0.5 * s }
+                if j == 0 {
+                    vl += s
+                } else if j == 2 {
+                    vr += s
+                } else {
+                    vl += 0.5 * s;
+                    vr += 0.5 * s
+                }
             }
         }
         l[i] = (0.06 * env * vl) as f32;
@@ -225,8 +235,8 @@ fn chords(len: usize) -> Vec<Vec<f32>> {
 fn lead(len: usize) -> Vec<f32> {
     // A minor pentatonic, one note per eighth, a pattern over two bars.
     const NOTES: [f64; 16] = [
-        440.0, 523.25, 587.33, 659.25, 587.33, 523.25, 440.0, 392.0, 440.0, 523.25, 659.25, 783.99, 659.25,
-        587.33, 523.25, 440.0,
+        440.0, 523.25, 587.33, 659.25, 587.33, 523.25, 440.0, 392.0, 440.0, 523.25, 659.25, 783.99,
+        659.25, 587.33, 523.25, 440.0,
     ];
     let sr = RATE as f64;
     let eighth = beat_frames() / 2.0;
@@ -281,15 +291,18 @@ fn write_wav(path: &Path, channels: &[Vec<f32>]) -> Result<()> {
         bits_per_sample: 24,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(path, spec).with_context(|| format!("{}: cannot create", path.display()))?;
+    let mut w = hound::WavWriter::create(path, spec)
+        .with_context(|| format!("{}: cannot create", path.display()))?;
     let n = channels.first().map_or(0, Vec::len);
     let scale = 8_388_607.0f32;
     for i in 0..n {
         for ch in channels {
             let v = (ch[i].clamp(-1.0, 1.0) * scale).round() as i32;
-            w.write_sample(v).with_context(|| format!("{}: write failed", path.display()))?;
+            w.write_sample(v)
+                .with_context(|| format!("{}: write failed", path.display()))?;
         }
     }
-    w.finalize().with_context(|| format!("{}: write failed", path.display()))?;
+    w.finalize()
+        .with_context(|| format!("{}: write failed", path.display()))?;
     Ok(())
 }

@@ -9,4 +9,5 @@ pub mod v1 {
 }
 
 /// Encoded file descriptor set, for the gRPC reflection service.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bounce_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/bounce_descriptor.bin"));

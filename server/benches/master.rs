@@ -14,7 +14,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use bounce_server::master::{MasterJob, QcReport, analyze, master_deliverable};
-use bounce_server::session::{Compressor, Deliverable, Detector, EqBand, EqType, Format, Master, Multiband, Variant};
+use bounce_server::session::{
+    Compressor, Deliverable, Detector, EqBand, EqType, Format, Master, Multiband, Variant,
+};
 use rand::{Rng, SeedableRng};
 
 const RATE: u32 = 48_000;
@@ -83,7 +85,8 @@ fn main() {
         match ffmpeg_two_pass(&input, &out) {
             Ok(()) => {
                 let fw = t0.elapsed().as_secs_f64();
-                let b = bounce_server::audio::decode::read_all(&out, "ffmpeg.wav").expect("read ffmpeg output");
+                let b = bounce_server::audio::decode::read_all(&out, "ffmpeg.wav")
+                    .expect("read ffmpeg output");
                 let r = analyze(&b.channels, b.sample_rate, "ffmpeg.wav").expect("analyze");
                 println!(
                     "ffmpeg  streaming (eq, acompressor, alimiter, loudnorm 2-pass): {fw:.2} s, {:.1}x realtime | {}",
@@ -101,8 +104,10 @@ fn main() {
 fn figures(r: &QcReport) -> String {
     format!(
         "I {} LUFS, TP {} dBTP, LRA {} LU",
-        r.integrated_lufs.map_or("null".into(), |v| format!("{v:.2}")),
-        r.true_peak_dbtp.map_or("null".into(), |v| format!("{v:.2}")),
+        r.integrated_lufs
+            .map_or("null".into(), |v| format!("{v:.2}")),
+        r.true_peak_dbtp
+            .map_or("null".into(), |v| format!("{v:.2}")),
         r.lra_lu.map_or("null".into(), |v| format!("{v:.1}"))
     )
 }
@@ -170,8 +175,14 @@ fn generate(seconds: f64) -> Vec<Vec<f32>> {
         let t = i as f64 / RATE as f64;
         let tb = (i % beat) as f64 / RATE as f64;
         let kick = (-tb * 12.0).exp() * (2.0 * std::f64::consts::PI * 55.0 * tb).sin();
-        let section = if (t / 16.0) as usize % 2 == 0 { 0.5 } else { 1.0 };
-        let bass = 0.25 * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t).sin();
+        let section = if ((t / 16.0) as usize).is_multiple_of(2) {
+            0.5
+        } else {
+            1.0
+        };
+        let bass = 0.25
+            * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t)
+                .sin();
         let chord: f64 = [220.0, 277.2, 329.6]
             .iter()
             .map(|f| 0.06 * (2.0 * std::f64::consts::PI * f * t).sin())
@@ -206,7 +217,8 @@ fn ffmpeg_two_pass(input: &Path, out: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let log = String::from_utf8_lossy(&p1.stderr);
     let json_start = log.rfind('{').ok_or("no loudnorm json")?;
-    let v: serde_json::Value = serde_json::from_str(&log[json_start..]).map_err(|e| e.to_string())?;
+    let v: serde_json::Value =
+        serde_json::from_str(&log[json_start..]).map_err(|e| e.to_string())?;
     let g = |k: &str| v[k].as_str().unwrap_or("0").to_string();
     let af = format!(
         "{pre},loudnorm=I=-14:TP=-1:LRA=11:measured_I={}:measured_TP={}:measured_LRA={}:measured_thresh={}:offset={}:linear=true,aresample=48000",

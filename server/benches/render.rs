@@ -19,10 +19,16 @@ const RATE: u32 = 48_000;
 const STEMS: usize = 16;
 
 fn main() {
-    let seconds: f64 = std::env::var("BOUNCE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(180.0);
+    let seconds: f64 = std::env::var("BOUNCE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180.0);
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    eprintln!("generating {STEMS} stems of {seconds} s in {} ...", d.display());
+    eprintln!(
+        "generating {STEMS} stems of {seconds} s in {} ...",
+        d.display()
+    );
     let session_path = generate(d, seconds);
 
     let backend = match std::env::var("BOUNCE_BENCH_BACKEND").as_deref() {
@@ -30,10 +36,16 @@ fn main() {
         Ok("auto") => BackendChoice::Auto,
         _ => BackendChoice::Cpu,
     };
-    let gpu = if backend == BackendChoice::Cpu { None } else { bounce_server::gpu::GpuContext::new_blocking().ok() };
+    let gpu = if backend == BackendChoice::Cpu {
+        None
+    } else {
+        bounce_server::gpu::GpuContext::new_blocking().ok()
+    };
     let opts = RenderOptions { backend, gpu };
     let session = session::load_session_file(&session_path).expect("session");
-    let resolve = |s: &session::StemRef| -> bounce_server::Result<PathBuf> { Ok(s.path.clone().expect("path")) };
+    let resolve = |s: &session::StemRef| -> bounce_server::Result<PathBuf> {
+        Ok(s.path.clone().expect("path"))
+    };
     let cancel = AtomicBool::new(false);
     let out = d.join("out");
     let cpu0 = cpu_seconds();
@@ -67,11 +79,17 @@ fn main() {
 fn generate(d: &Path, seconds: f64) -> PathBuf {
     let n = (seconds * RATE as f64) as usize;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-    let mut toml = String::from("[session]\nname = \"bench\"\nsample_rate = 48000\ntail_s = 3.0\n\n");
+    let mut toml =
+        String::from("[session]\nname = \"bench\"\nsample_rate = 48000\ntail_s = 3.0\n\n");
     for k in 0..STEMS {
         let channels = if k % 2 == 0 { 1 } else { 2 };
         let path = d.join(format!("stem{k:02}.wav"));
-        let spec = hound::WavSpec { channels, sample_rate: RATE, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: RATE,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).expect("wav");
         let f = 55.0 * (1.0 + k as f64);
         let mut lp = 0.0f64;
@@ -96,12 +114,18 @@ fn generate(d: &Path, seconds: f64) -> PathBuf {
     }
     // A 3 s stereo hall IR.
     let ir_n = 3 * RATE as usize;
-    let spec = hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: RATE,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut w = hound::WavWriter::create(d.join("hall.wav"), spec).expect("ir");
     for i in 0..ir_n {
         let env = (-(i as f64) / (0.4 * RATE as f64)).exp();
         for _ in 0..2 {
-            w.write_sample((0.05 * env * rng.random_range(-1.0..1.0)) as f32).expect("write");
+            w.write_sample((0.05 * env * rng.random_range(-1.0..1.0)) as f32)
+                .expect("write");
         }
     }
     w.finalize().expect("finalize");
@@ -130,9 +154,21 @@ fn ffmpeg(d: &Path, out: &Path) -> Result<(), String> {
     graph.push_str(&format!(
         "amix=inputs={STEMS}:normalize=0,asplit[dry][send];[send]volume=-12dB[s];[s][{STEMS}:a]afir[wet];[dry][wet]amix=inputs=2:normalize=0[out]"
     ));
-    cmd.args(["-filter_complex", &graph, "-map", "[out]", "-c:a", "pcm_f32le"]).arg(out);
+    cmd.args([
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[out]",
+        "-c:a",
+        "pcm_f32le",
+    ])
+    .arg(out);
     let o = cmd.output().map_err(|e| e.to_string())?;
-    if o.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&o.stderr).into_owned()) }
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
 }
 
 /// User + system CPU seconds of this process (children excluded).

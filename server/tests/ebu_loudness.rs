@@ -11,6 +11,8 @@
 //! at an offset that is not a multiple of 100 ms (which is the point of those cases:
 //! a meter must not miss the maximum between 10 Hz updates).
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use bounce_server::master::{QcReport, analyze};
 
 const RATE: u32 = 48000;
@@ -56,7 +58,10 @@ impl Sig {
 
 fn close(what: &str, got: Option<f64>, want: f64, tol: f64) {
     let g = got.unwrap_or_else(|| panic!("{what}: no value, want {want}"));
-    assert!((g - want).abs() <= tol, "{what}: {g:.3}, want {want} ±{tol}");
+    assert!(
+        (g - want).abs() <= tol,
+        "{what}: {g:.3}, want {want} ±{tol}"
+    );
 }
 
 #[test]
@@ -64,7 +69,12 @@ fn tech3341_cases_1_and_2_steady_tones() {
     for (case, db) in [(1, -23.0), (2, -33.0)] {
         let r = Sig::new(2).stereo(db, 20.0).analyze();
         close(&format!("3341-{case} I"), r.integrated_lufs, db, 0.1);
-        close(&format!("3341-{case} S max"), r.short_term_max_lufs, db, 0.1);
+        close(
+            &format!("3341-{case} S max"),
+            r.short_term_max_lufs,
+            db,
+            0.1,
+        );
         close(&format!("3341-{case} M max"), r.momentary_max_lufs, db, 0.1);
         // A steady tone: every short-term value after the first 3 s is the same.
         for &(t, l) in &r.short_term_series {
@@ -106,7 +116,13 @@ fn tech3341_case_6_five_channels() {
     let r = Sig::new(5)
         .tone(
             1000.0,
-            &[Some(-28.0), Some(-28.0), Some(-24.0), Some(-30.0), Some(-30.0)],
+            &[
+                Some(-28.0),
+                Some(-28.0),
+                Some(-24.0),
+                Some(-30.0),
+                Some(-30.0),
+            ],
             20.0,
         )
         .analyze();
@@ -135,8 +151,17 @@ fn tech3341_case_10_short_term_maximum_of_a_burst() {
     // the offset.
     for k in 0..20 {
         let lead = 0.5 + 0.137 * k as f64;
-        let r = Sig::new(2).silence(lead).stereo(-23.0, 3.0).silence(1.0).analyze();
-        close(&format!("3341-10-{} S max", k + 1), r.short_term_max_lufs, -23.0, 0.1);
+        let r = Sig::new(2)
+            .silence(lead)
+            .stereo(-23.0, 3.0)
+            .silence(1.0)
+            .analyze();
+        close(
+            &format!("3341-10-{} S max", k + 1),
+            r.short_term_max_lufs,
+            -23.0,
+            0.1,
+        );
     }
 }
 
@@ -148,7 +173,10 @@ fn tech3341_case_11_short_term_maxima_in_sequence() {
     for k in 0..20 {
         let lead = 0.25 + 0.113 * k as f64;
         let level = -38.0 + k as f64;
-        let seg = Sig::new(2).silence(lead).stereo(level, 3.0).silence(3.0 - lead);
+        let seg = Sig::new(2)
+            .silence(lead)
+            .stereo(level, 3.0)
+            .silence(3.0 - lead);
         close(
             &format!("3341-11 segment {} S max", k + 1),
             seg.analyze().short_term_max_lufs,
@@ -159,7 +187,12 @@ fn tech3341_case_11_short_term_maxima_in_sequence() {
             whole.ch[c].extend_from_slice(&seg.ch[c]);
         }
     }
-    close("3341-11 S max overall", whole.analyze().short_term_max_lufs, -19.0, 0.1);
+    close(
+        "3341-11 S max overall",
+        whole.analyze().short_term_max_lufs,
+        -19.0,
+        0.1,
+    );
 }
 
 #[test]
@@ -179,8 +212,17 @@ fn tech3341_case_12_momentary_constant() {
 fn tech3341_case_13_momentary_maximum_of_a_burst() {
     for k in 0..20 {
         let lead = 0.5 + 0.0137 * k as f64;
-        let r = Sig::new(2).silence(lead).stereo(-23.0, 0.4).silence(0.5).analyze();
-        close(&format!("3341-13-{} M max", k + 1), r.momentary_max_lufs, -23.0, 0.1);
+        let r = Sig::new(2)
+            .silence(lead)
+            .stereo(-23.0, 0.4)
+            .silence(0.5)
+            .analyze();
+        close(
+            &format!("3341-13-{} M max", k + 1),
+            r.momentary_max_lufs,
+            -23.0,
+            0.1,
+        );
     }
 }
 
@@ -191,7 +233,10 @@ fn tech3341_case_14_momentary_maxima_in_sequence() {
     for k in 0..20 {
         let lead = 0.05 + 0.0113 * k as f64;
         let level = -38.0 + k as f64;
-        let seg = Sig::new(2).silence(lead).stereo(level, 0.4).silence(0.4 - lead);
+        let seg = Sig::new(2)
+            .silence(lead)
+            .stereo(level, 0.4)
+            .silence(0.4 - lead);
         close(
             &format!("3341-14 segment {} M max", k + 1),
             seg.analyze().momentary_max_lufs,
@@ -202,7 +247,12 @@ fn tech3341_case_14_momentary_maxima_in_sequence() {
             whole.ch[c].extend_from_slice(&seg.ch[c]);
         }
     }
-    close("3341-14 M max overall", whole.analyze().momentary_max_lufs, -19.0, 0.1);
+    close(
+        "3341-14 M max overall",
+        whole.analyze().momentary_max_lufs,
+        -19.0,
+        0.1,
+    );
 }
 
 /// A 1 s sine at fs/4 with amplitude `amp` and phase `phase_deg` on both channels,
@@ -279,11 +329,21 @@ fn tech3342_cases_1_to_4_loudness_range() {
 fn too_short_and_silent_inputs_give_nulls_with_reasons() {
     let r = Sig::new(2).silence(5.0).analyze();
     assert!(r.integrated_lufs.is_none() && r.lra_lu.is_none() && r.true_peak_dbtp.is_none());
-    assert!(r.notes.iter().any(|n| n.contains("silence")), "{:?}", r.notes);
-    let r = Sig::new(2).stereo(-10.0, 0.1).analyze();
-    assert!(r.integrated_lufs.is_none() && r.momentary_max_lufs.is_none() && r.short_term_max_lufs.is_none());
     assert!(
-        r.notes.iter().any(|n| n.contains("shorter than one 400 ms")),
+        r.notes.iter().any(|n| n.contains("silence")),
+        "{:?}",
+        r.notes
+    );
+    let r = Sig::new(2).stereo(-10.0, 0.1).analyze();
+    assert!(
+        r.integrated_lufs.is_none()
+            && r.momentary_max_lufs.is_none()
+            && r.short_term_max_lufs.is_none()
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("shorter than one 400 ms")),
         "{:?}",
         r.notes
     );

@@ -21,7 +21,12 @@ fn noise(seed: u64, len: usize, amp: f32) -> Vec<f32> {
 }
 
 fn write_wav(path: &Path, channels: &[Vec<f32>], rate: u32) {
-    let spec = hound::WavSpec { channels: channels.len() as u16, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..channels[0].len() {
         for c in channels {
@@ -42,16 +47,37 @@ fn resolve(s: &StemRef) -> bounce_server::Result<PathBuf> {
 }
 
 fn render(s: &Session, variant: Variant) -> [Vec<f32>; 2] {
-    let irs: Vec<_> = s.buses.iter().map(|b| b.reverb.as_ref().map(|r| load_ir(s, &r.ir, &resolve).unwrap())).collect();
+    let irs: Vec<_> = s
+        .buses
+        .iter()
+        .map(|b| {
+            b.reverb
+                .as_ref()
+                .map(|r| load_ir(s, &r.ir, &resolve).unwrap())
+        })
+        .collect();
     let total = mix_frames(s, &resolve).unwrap();
     let mut bank = CpuConvolutionBank::new(graph::BLOCK);
-    render_mix(s, variant, &resolve, &irs, &mut bank, total, &|_, _| {}, &AtomicBool::new(false)).unwrap()
+    render_mix(
+        s,
+        variant,
+        &resolve,
+        &irs,
+        &mut bank,
+        total,
+        &|_, _| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap()
 }
 
 fn err_db(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len());
     let peak = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-    let e = got.iter().zip(want).fold(0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
+    let e = got
+        .iter()
+        .zip(want)
+        .fold(0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
     20.0 * (e / peak).log10()
 }
 
@@ -62,8 +88,22 @@ fn rbj(kind: &str, f0: f64, q: f64, gain_db: f64) -> [f64; 5] {
     let alpha = s / (2.0 * q);
     let a = 10f64.powf(gain_db / 40.0);
     let (b0, b1, b2, a0, a1, a2) = match kind {
-        "peak" => (1.0 + alpha * a, -2.0 * c, 1.0 - alpha * a, 1.0 + alpha / a, -2.0 * c, 1.0 - alpha / a),
-        "highpass" => ((1.0 + c) / 2.0, -(1.0 + c), (1.0 + c) / 2.0, 1.0 + alpha, -2.0 * c, 1.0 - alpha),
+        "peak" => (
+            1.0 + alpha * a,
+            -2.0 * c,
+            1.0 - alpha * a,
+            1.0 + alpha / a,
+            -2.0 * c,
+            1.0 - alpha / a,
+        ),
+        "highpass" => (
+            (1.0 + c) / 2.0,
+            -(1.0 + c),
+            (1.0 + c) / 2.0,
+            1.0 + alpha,
+            -2.0 * c,
+            1.0 - alpha,
+        ),
         _ => unreachable!(),
     };
     [b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0]
@@ -84,7 +124,7 @@ fn filter(x: &[f64], k: [f64; 5]) -> Vec<f64> {
 fn strip_invert_eq_fader_pan_match_rbj_reference() {
     let dir = tempfile::tempdir().unwrap();
     let x = noise(1, 20_000, 0.5);
-    write_wav(&dir.path().join("x.wav"), &[x.clone()], RATE);
+    write_wav(&dir.path().join("x.wav"), std::slice::from_ref(&x), RATE);
     let s = load(
         dir.path(),
         r#"
@@ -109,7 +149,10 @@ eq = [ { type = "highpass", freq = 120, q = 0.707 }, { type = "peak", freq = 200
     for (i, v) in x.iter().enumerate() {
         t[480 + i] = -(*v as f64);
     }
-    let y = filter(&filter(&t, rbj("highpass", 120.0, 0.707, 0.0)), rbj("peak", 2000.0, 2.0, 6.0));
+    let y = filter(
+        &filter(&t, rbj("highpass", 120.0, 0.707, 0.0)),
+        rbj("peak", 2000.0, 2.0, 6.0),
+    );
     let th = (-0.3 + 1.0) * PI / 4.0;
     let g = 10f64.powf(-4.5 / 20.0);
     let l: Vec<f64> = y.iter().map(|v| v * g * th.cos()).collect();
@@ -123,7 +166,13 @@ fn true_stereo_ir_routes_ll_lr_rl_rr() {
     let dir = tempfile::tempdir().unwrap();
     let (xl, xr) = (noise(2, 9_000, 0.5), noise(3, 9_000, 0.5));
     let ir: Vec<Vec<f32>> = (0..4)
-        .map(|k| noise(10 + k, 2_001, 0.3).iter().enumerate().map(|(i, v)| v * (-(i as f32) / 500.0).exp()).collect())
+        .map(|k| {
+            noise(10 + k, 2_001, 0.3)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * (-(i as f32) / 500.0).exp())
+                .collect()
+        })
         .collect();
     write_wav(&dir.path().join("x.wav"), &[xl.clone(), xr.clone()], RATE);
     write_wav(&dir.path().join("ir.wav"), &ir, RATE);
@@ -157,9 +206,18 @@ reverb = { ir = "ir.wav", dry = true, wet_db = -6.0 }
     };
     let w = 10f64.powf(-6.0 / 20.0);
     // outL = L*LL + R*RL, outR = L*LR + R*RR, plus the dry signal.
-    let (ll, lr, rl, rr) = (conv(&xl, &ir[0]), conv(&xl, &ir[1]), conv(&xr, &ir[2]), conv(&xr, &ir[3]));
-    let want_l: Vec<f64> = (0..total).map(|i| xl.get(i).map_or(0.0, |v| *v as f64) + w * (ll[i] + rl[i])).collect();
-    let want_r: Vec<f64> = (0..total).map(|i| xr.get(i).map_or(0.0, |v| *v as f64) + w * (lr[i] + rr[i])).collect();
+    let (ll, lr, rl, rr) = (
+        conv(&xl, &ir[0]),
+        conv(&xl, &ir[1]),
+        conv(&xr, &ir[2]),
+        conv(&xr, &ir[3]),
+    );
+    let want_l: Vec<f64> = (0..total)
+        .map(|i| xl.get(i).map_or(0.0, |v| *v as f64) + w * (ll[i] + rl[i]))
+        .collect();
+    let want_r: Vec<f64> = (0..total)
+        .map(|i| xr.get(i).map_or(0.0, |v| *v as f64) + w * (lr[i] + rr[i]))
+        .collect();
     let (el, er) = (err_db(&mix[0], &want_l), err_db(&mix[1], &want_r));
     assert!(el < -90.0 && er < -90.0, "L {el:.1} dB, R {er:.1} dB");
 }
@@ -168,7 +226,11 @@ reverb = { ir = "ir.wav", dry = true, wet_db = -6.0 }
 fn solo_and_variants_choose_the_tracks_that_sound() {
     let dir = tempfile::tempdir().unwrap();
     for (k, name) in ["vox", "lead", "keys"].iter().enumerate() {
-        write_wav(&dir.path().join(format!("{name}.wav")), &[noise(20 + k as u64, 4_800, 0.5)], RATE);
+        write_wav(
+            &dir.path().join(format!("{name}.wav")),
+            &[noise(20 + k as u64, 4_800, 0.5)],
+            RATE,
+        );
     }
     let base = r#"
 [session]
@@ -189,14 +251,20 @@ file = "keys.wav"
     let s = load(dir.path(), base);
     let energy = |m: &[Vec<f32>; 2]| m[0].iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
     let alone = |name: &str| {
-        let toml = base.replace(&format!("name = \"{name}\""), &format!("name = \"{name}\"\nsolo = true"));
+        let toml = base.replace(
+            &format!("name = \"{name}\""),
+            &format!("name = \"{name}\"\nsolo = true"),
+        );
         energy(&render(&load(dir.path(), &toml), Variant::Main))
     };
     let (vox, lead, keys) = (alone("Vox"), alone("Lead"), alone("Keys"));
     let close = |a: f64, b: f64| (a - b).abs() <= 0.02 * b;
     // Independent noises: energies add.
     assert!(close(energy(&render(&s, Variant::Main)), vox + lead + keys));
-    assert!(close(energy(&render(&s, Variant::Instrumental)), lead + keys));
+    assert!(close(
+        energy(&render(&s, Variant::Instrumental)),
+        lead + keys
+    ));
     assert!(close(energy(&render(&s, Variant::Acappella)), vox));
     assert!(close(energy(&render(&s, Variant::Tv)), vox + keys));
 }
@@ -205,7 +273,9 @@ file = "keys.wav"
 fn resampled_stem_length_and_level() {
     let dir = tempfile::tempdir().unwrap();
     // 0.5 s of a 1 kHz sine at 44.1 kHz: ceil(22050 × 48000 / 44100) = 24000 frames at 48 kHz.
-    let x: Vec<f32> = (0..22_050).map(|i| (0.5 * (2.0 * PI * 1000.0 * i as f64 / 44_100.0).sin()) as f32).collect();
+    let x: Vec<f32> = (0..22_050)
+        .map(|i| (0.5 * (2.0 * PI * 1000.0 * i as f64 / 44_100.0).sin()) as f32)
+        .collect();
     write_wav(&dir.path().join("x.wav"), &[x], 44_100);
     let s = load(
         dir.path(),
@@ -215,6 +285,11 @@ fn resampled_stem_length_and_level() {
     assert_eq!(mix[0].len(), 24_000 + 5, "ceil(n × rate / r) + round(tail)");
     // Steady state: a centred mono sine, amplitude 0.5 × cos(π/4), at the same phase.
     let want = |i: usize| 0.5 * (PI / 4.0).cos() * (2.0 * PI * 1000.0 * i as f64 / 48_000.0).sin();
-    let err = (4_000..20_000).map(|i| (mix[0][i] as f64 - want(i)).abs()).fold(0.0, f64::max);
-    assert!(20.0 * (err / 0.354).log10() < -60.0, "resampled sine error {err}");
+    let err = (4_000..20_000)
+        .map(|i| (mix[0][i] as f64 - want(i)).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        20.0 * (err / 0.354).log10() < -60.0,
+        "resampled sine error {err}"
+    );
 }

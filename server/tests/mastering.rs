@@ -3,20 +3,33 @@
 //! test: an 8× oversampled float64 true-peak reference written here, and the ebur128
 //! crate for loudness.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use bounce_server::dsp::dither::{NoiseShaping, quantize_channels};
 use bounce_server::master::{MasterJob, analyze, apply_chain, master_deliverable};
-use bounce_server::session::{Compressor, Deliverable, Detector, Format, Master, Multiband, Variant};
+use bounce_server::session::{
+    Compressor, Deliverable, Detector, Format, Master, Multiband, Variant,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn cpu_fir(k: Vec<Vec<f32>>, b: usize) -> bounce_server::Result<Box<dyn bounce_server::dsp::fir::FirBank>> {
+fn cpu_fir(
+    k: Vec<Vec<f32>>,
+    b: usize,
+) -> bounce_server::Result<Box<dyn bounce_server::dsp::fir::FirBank>> {
     bounce_server::dsp::fir::cpu_fir_bank(k, b)
 }
 
-fn deliverable(target: Option<f64>, ceiling: f64, rate: u32, bits: u32, format: Format) -> Deliverable {
+fn deliverable(
+    target: Option<f64>,
+    ceiling: f64,
+    rate: u32,
+    bits: u32,
+    format: Format,
+) -> Deliverable {
     Deliverable {
         name: "t".into(),
         target_lufs: target,
@@ -40,7 +53,10 @@ fn read(path: &Path) -> (Vec<Vec<f32>>, u32) {
 fn reference_true_peak_db(channels: &[Vec<f32>]) -> f64 {
     const L: usize = 4;
     const HALF: isize = 32; // taps each side, per phase
-    let mut peak = channels.iter().flatten().fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let mut peak = channels
+        .iter()
+        .flatten()
+        .fold(0f64, |m, &v| m.max(v.abs() as f64));
     for x in channels {
         let n = x.len() as isize;
         for p in 1..L {
@@ -75,8 +91,12 @@ fn reference_true_peak_db(channels: &[Vec<f32>]) -> f64 {
 }
 
 fn ebur128_figures(channels: &[Vec<f32>], rate: u32) -> (f64, f64) {
-    let mut m =
-        ebur128::EbuR128::new(channels.len() as u32, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK).unwrap();
+    let mut m = ebur128::EbuR128::new(
+        channels.len() as u32,
+        rate,
+        ebur128::Mode::I | ebur128::Mode::TRUE_PEAK,
+    )
+    .unwrap();
     let refs: Vec<&[f32]> = channels.iter().map(Vec::as_slice).collect();
     m.add_frames_planar_f32(&refs).unwrap();
     let tp = (0..channels.len())
@@ -130,7 +150,9 @@ fn noise(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
 fn quarter_rate_45(rate: u32, secs: f64) -> Vec<Vec<f32>> {
     let n = (secs * rate as f64) as usize;
     let x: Vec<f32> = (0..n)
-        .map(|i| (std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4).sin() as f32)
+        .map(|i| {
+            (std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4).sin() as f32
+        })
         .collect();
     vec![x.clone(), x]
 }
@@ -144,8 +166,14 @@ fn music(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
     let mut pink = [[0f64; 3]; 2];
     for i in 0..n {
         let t = i as f64 / rate as f64;
-        let section = if (t / 8.0) as usize % 2 == 0 { 0.4 } else { 1.0 };
-        let bass = 0.3 * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t).sin();
+        let section = if ((t / 8.0) as usize).is_multiple_of(2) {
+            0.4
+        } else {
+            1.0
+        };
+        let bass = 0.3
+            * (2.0 * std::f64::consts::PI * [55.0, 73.4, 61.7, 82.4][(t / 2.0) as usize % 4] * t)
+                .sin();
         let chord: f64 = [220.0, 277.2, 329.6]
             .iter()
             .map(|f| 0.08 * (2.0 * std::f64::consts::PI * f * t).sin())
@@ -174,7 +202,8 @@ fn drums(rate: u32, secs: f64, seed: u64) -> Vec<Vec<f32>> {
         let k = i % beat;
         let tb = k as f64 / rate as f64;
         let kick = (-tb * 12.0).exp()
-            * (2.0 * std::f64::consts::PI * (50.0 * tb + 60.0 * (1.0 - (-tb * 30.0).exp()) / 30.0)).sin();
+            * (2.0 * std::f64::consts::PI * (50.0 * tb + 60.0 * (1.0 - (-tb * 30.0).exp()) / 30.0))
+                .sin();
         let snare = if (i / beat) % 2 == 1 {
             (-tb * 25.0).exp() * rng.random_range(-1.0..1.0) * 0.6
         } else {
@@ -227,7 +256,10 @@ fn limiter_holds_the_ceiling_on_hostile_signals() {
                 "{name} target {target:?}: reference true peak {tp:.3} dBTP over {ceiling}"
             );
             let (_, tp_e) = ebur128_figures(&out, rate);
-            assert!(tp_e <= ceiling, "{name}: ebur128 true peak {tp_e:.3} over {ceiling}");
+            assert!(
+                tp_e <= ceiling,
+                "{name}: ebur128 true peak {tp_e:.3} over {ceiling}"
+            );
             assert!(r.true_peak_dbtp.unwrap() <= ceiling);
         }
     }
@@ -251,7 +283,9 @@ fn sustained_tone_is_not_pumped() {
         .filter(|c| c.len() == w)
         .map(|c| 10.0 * (c.iter().map(|&v| (v * v) as f64).sum::<f64>() / w as f64).log10())
         .collect();
-    let (lo, hi) = rms.iter().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = rms
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     assert!(hi - lo < 0.5, "RMS varies {lo:.2}..{hi:.2} dB");
 }
 
@@ -351,7 +385,10 @@ fn dither_error_is_white_tpdf() {
         .collect();
     let mean = e.iter().sum::<f64>() / n as f64;
     let var = e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-    assert!((var - 0.25).abs() < 0.0125, "error variance {var:.4} LSB², want 0.25");
+    assert!(
+        (var - 0.25).abs() < 0.0125,
+        "error variance {var:.4} LSB², want 0.25"
+    );
     // Averaged periodogram (1024-point frames, Hann), 8 equal bands: each within 1 dB
     // of the mean.
     let m = 1024;
@@ -362,7 +399,11 @@ fn dither_error_is_white_tpdf() {
         .map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / m as f64).cos())
         .collect();
     for frame in e.chunks(m).filter(|c| c.len() == m) {
-        let mut buf: Vec<f64> = frame.iter().zip(&win).map(|(a, w)| (a - mean) * w).collect();
+        let mut buf: Vec<f64> = frame
+            .iter()
+            .zip(&win)
+            .map(|(a, w)| (a - mean) * w)
+            .collect();
         let mut spec = fft.make_output_vec();
         fft.process(&mut buf, &mut spec).unwrap();
         for (p, c) in psd.iter_mut().zip(&spec) {
@@ -376,11 +417,20 @@ fn dither_error_is_white_tpdf() {
     let avg = bands.iter().sum::<f64>() / bands.len() as f64;
     for (b, v) in bands.iter().enumerate() {
         let d = 10.0 * (v / avg).log10();
-        assert!(d.abs() < 1.0, "band {b}: {d:.2} dB from the mean: not white");
+        assert!(
+            d.abs() < 1.0,
+            "band {b}: {d:.2} dB from the mean: not white"
+        );
     }
     // And the error does not follow the signal (independence): correlation ~ 0.
-    let c: f64 = e.iter().zip(&x).map(|(a, &b)| (a - mean) * b as f64).sum::<f64>()
-        / (var.sqrt() * (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()).sqrt() * (n as f64).sqrt());
+    let c: f64 = e
+        .iter()
+        .zip(&x)
+        .map(|(a, &b)| (a - mean) * b as f64)
+        .sum::<f64>()
+        / (var.sqrt()
+            * (x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()).sqrt()
+            * (n as f64).sqrt());
     assert!(c.abs() < 0.01, "error correlates with the signal: {c}");
 }
 
@@ -434,10 +484,15 @@ fn bad_inputs_are_errors_or_documented() {
     assert_eq!(r.gain_db, Some(0.0));
     assert!(r.integrated_lufs.is_none());
     // A mix that clips before the chain is warned about.
-    let loud: Vec<Vec<f32>> = mix.iter().map(|c| c.iter().map(|v| v * 4.0).collect()).collect();
+    let loud: Vec<Vec<f32>> = mix
+        .iter()
+        .map(|c| c.iter().map(|v| v * 4.0).collect())
+        .collect();
     let r = master(&loud, rate, None, &d, &path);
     assert!(
-        r.warnings.iter().any(|w| w.contains("clips before the master chain")),
+        r.warnings
+            .iter()
+            .any(|w| w.contains("clips before the master chain")),
         "{:?}",
         r.warnings
     );
@@ -467,7 +522,9 @@ fn analyze_reports_mono_compatibility_and_dc() {
         r.warnings
     );
     assert!(
-        r.warnings.iter().any(|w| w.contains("DC offset on channel 2")),
+        r.warnings
+            .iter()
+            .any(|w| w.contains("DC offset on channel 2")),
         "{:?}",
         r.warnings
     );

@@ -98,7 +98,11 @@ impl Quantizer {
 
 /// Quantises planar channels to `bits` (one [`Quantizer`] per channel, seeded by
 /// index, channels in parallel). Returns the integers and the clipped-sample count.
-pub fn quantize_channels(channels: &[Vec<f32>], bits: u32, shaping: NoiseShaping) -> (Vec<Vec<i32>>, usize) {
+pub fn quantize_channels(
+    channels: &[Vec<f32>],
+    bits: u32,
+    shaping: NoiseShaping,
+) -> (Vec<Vec<i32>>, usize) {
     use rayon::prelude::*;
     let res: Vec<(Vec<i32>, usize)> = channels
         .par_iter()

@@ -122,7 +122,10 @@ pub fn peak_envelope(channels: &[&[f32]], block: usize) -> Result<Vec<f32>> {
     let n = channels.iter().map(|c| c.len()).min().unwrap_or(0);
     let per: Vec<Vec<f32>> = {
         use rayon::prelude::*;
-        channels.par_iter().map(|c| channel_envelope(&c[..n], block)).collect()
+        channels
+            .par_iter()
+            .map(|c| channel_envelope(&c[..n], block))
+            .collect()
     };
     let mut env = vec![0f32; n.div_ceil(block)];
     for c in per {
@@ -196,6 +199,7 @@ pub struct CurveStats {
 /// The limiter's gain per block start (linear, ≤ 1) for a pre-gain `pre_gain_db`
 /// applied before the limiter. `out` is resized to `env.len() + 1` (the last value
 /// closes the last block).
+#[allow(clippy::needless_range_loop)] // k indexes the request and the curve together
 pub fn gain_curve(
     env: &[f32],
     block: usize,
@@ -225,7 +229,7 @@ pub fn gain_curve(
     let hn = nb + 1 + look;
     let mut h = vec![1f64; hn];
     let mut prev = 1.0f64;
-    for k in 0..hn {
+    for (k, hk) in h.iter_mut().enumerate() {
         let r = if k < nb { req(k) } else { 1.0 };
         while deque.back().is_some_and(|&(_, v)| v >= r) {
             deque.pop_back();
@@ -237,7 +241,7 @@ pub fn gain_curve(
         let m = deque.front().map_or(1.0, |&(_, v)| v);
         let released = 1.0 - (1.0 - prev) * rel;
         let v = m.min(released);
-        h[k] = v;
+        *hk = v;
         prev = v;
     }
     // Forward moving average over `look` values: s[t] = mean(h[t .. t+look]).
@@ -291,7 +295,9 @@ pub fn true_peak(x: &[f32]) -> f32 {
 
 /// [`true_peak`] with other oversampler branches (for comparisons).
 pub fn true_peak_with(x: &[f32], phases: &[Vec<f32>]) -> f32 {
-    envelope_with(x, 4096, phases).into_iter().fold(0f32, f32::max)
+    envelope_with(x, 4096, phases)
+        .into_iter()
+        .fold(0f32, f32::max)
 }
 
 #[cfg(test)]
@@ -322,7 +328,13 @@ mod tests {
     fn curve_holds_every_block_under_ceiling() {
         let block = 32;
         let env: Vec<f32> = (0..2000)
-            .map(|k| if k % 97 == 0 { 2.0 } else { 0.3 + (k % 7) as f32 * 0.1 })
+            .map(|k| {
+                if k % 97 == 0 {
+                    2.0
+                } else {
+                    0.3 + (k % 7) as f32 * 0.1
+                }
+            })
             .collect();
         let mut curve = Vec::new();
         let p = LimiterParams {
@@ -334,8 +346,14 @@ mod tests {
         let g = 10f64.powf(3.0 / 20.0);
         for k in 0..env.len() {
             let peak = env[k] as f64 * g;
-            assert!(peak * curve[k] as f64 <= c * (1.0 + 1e-6), "block {k} start");
-            assert!(peak * curve[k + 1] as f64 <= c * (1.0 + 1e-6), "block {k} end");
+            assert!(
+                peak * curve[k] as f64 <= c * (1.0 + 1e-6),
+                "block {k} start"
+            );
+            assert!(
+                peak * curve[k + 1] as f64 <= c * (1.0 + 1e-6),
+                "block {k} end"
+            );
         }
         assert!(st.max_reduction_db > 9.0);
     }

@@ -77,7 +77,9 @@ struct Biquad64 {
 impl Biquad64 {
     #[inline(always)]
     fn tick(&mut self, x: f64) -> f64 {
-        let y = self.b[0] * x + self.b[1] * self.x1 + self.b[2] * self.x2 - self.a[0] * self.y1 - self.a[1] * self.y2;
+        let y = self.b[0] * x + self.b[1] * self.x1 + self.b[2] * self.x2
+            - self.a[0] * self.y1
+            - self.a[1] * self.y2;
         self.x2 = self.x1;
         self.x1 = x;
         self.y2 = self.y1;
@@ -105,7 +107,7 @@ impl KWeighting {
     pub fn new(sample_rate: f64) -> Self {
         use std::f64::consts::PI;
         // High shelf (head effects): +4 dB above ~1.7 kHz.
-        let f0 = 1681.974_450_955_533;
+        let f0 = 1_681.974_450_955_533;
         let g = 3.999_843_853_973_347;
         let q = 0.707_175_236_955_419_6;
         let k = (PI * f0 / sample_rate).tan();
@@ -161,7 +163,9 @@ pub fn gated_loudness(segments: &[f64]) -> Option<f64> {
         return None;
     }
     let abs_gate = lufs_to_energy(-70.0);
-    let blocks = segments.windows(4).map(|w| (w[0] + w[1] + w[2] + w[3]) * 0.25);
+    let blocks = segments
+        .windows(4)
+        .map(|w| (w[0] + w[1] + w[2] + w[3]) * 0.25);
     let (mut sum, mut n) = (0.0f64, 0usize);
     for b in blocks.clone() {
         if b > abs_gate {
@@ -258,6 +262,7 @@ impl LoudnessMeter {
     }
 
     /// Feeds planar frames (every slice the same length, one per channel).
+    #[allow(clippy::needless_range_loop)] // frame-major: one power sum per frame across channels
     pub fn add(&mut self, channels: &[&[f32]]) {
         let n = channels.iter().map(|c| c.len()).min().unwrap_or(0);
         let nch = self.filters.len().min(channels.len());
@@ -302,7 +307,8 @@ impl LoudnessMeter {
             self.seg_fill = 0;
             if self.count >= s_len as u64 {
                 let t = self.count as f64 / self.rate as f64;
-                let l = energy_to_lufs(self.s_sum.max(0.0) / s_len as f64).unwrap_or(f64::NEG_INFINITY);
+                let l =
+                    energy_to_lufs(self.s_sum.max(0.0) / s_len as f64).unwrap_or(f64::NEG_INFINITY);
                 self.fig.short_term_series.push((t, l));
             }
         }
@@ -322,7 +328,8 @@ impl LoudnessMeter {
         if self.fig.short_term_series.is_empty() && self.count > 0 {
             // Shorter than 3 s: one point for the whole (zero-padded) window.
             let t = self.count as f64 / self.rate as f64;
-            let l = energy_to_lufs(self.s_sum.max(0.0) / self.s_len as f64).unwrap_or(f64::NEG_INFINITY);
+            let l = energy_to_lufs(self.s_sum.max(0.0) / self.s_len as f64)
+                .unwrap_or(f64::NEG_INFINITY);
             self.fig.short_term_series.push((t, l));
         }
         self.fig.integrated = gated_loudness(&self.fig.segments);
@@ -377,7 +384,9 @@ mod tests {
         let a = 10f64.powf(db / 20.0);
         let n = (secs * rate as f64).round() as usize;
         (0..n)
-            .map(|i| (a * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as f32)
+            .map(|i| {
+                (a * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as f32
+            })
             .collect()
     }
 
@@ -407,7 +416,10 @@ mod tests {
             e.add_frames_planar_f32(&[&l, &r]).unwrap();
             let reference = e.loudness_global().unwrap();
             let ours = f.integrated.unwrap();
-            assert!((ours - reference).abs() < 0.01, "{rate}: {ours} vs {reference}");
+            assert!(
+                (ours - reference).abs() < 0.01,
+                "{rate}: {ours} vs {reference}"
+            );
         }
     }
 

@@ -8,15 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use crate::audio::decode::StemReader;
-use crate::dsp::Processor;
 use crate::dsp::ProcessSpec;
+use crate::dsp::Processor;
+use crate::dsp::automation::GainEnvelope;
 use crate::dsp::biquad::{BandSpec, EqChain, FilterKind};
 use crate::dsp::compressor::{Compressor, CompressorParams, DetectorKind};
 use crate::dsp::convolution::{ConvolutionBank, ImpulseResponse};
-use crate::dsp::delay::Delay;
-use crate::dsp::automation::GainEnvelope;
-use crate::dsp::pan::{balance_gains, mono_pan_gains};
 use crate::dsp::db_to_gain;
+use crate::dsp::delay::Delay;
+use crate::dsp::pan::{balance_gains, mono_pan_gains};
 use crate::session::{self, Detector, EqType, Output, Session, Track, Variant};
 use crate::{Error, Result};
 
@@ -59,7 +59,13 @@ fn bus_index(session: &Session, name: &str) -> Result<usize> {
         .buses
         .iter()
         .position(|b| b.name == name)
-        .ok_or_else(|| Error::field(&session.source, "output", format!("no bus named \"{name}\"")))
+        .ok_or_else(|| {
+            Error::field(
+                &session.source,
+                "output",
+                format!("no bus named \"{name}\""),
+            )
+        })
 }
 
 pub(crate) fn band_spec(b: &session::EqBand) -> BandSpec {
@@ -71,7 +77,12 @@ pub(crate) fn band_spec(b: &session::EqBand) -> BandSpec {
         EqType::Peak => FilterKind::Peak,
         EqType::Notch => FilterKind::Notch,
     };
-    BandSpec { kind, freq: b.freq, q: b.q, gain_db: b.gain_db }
+    BandSpec {
+        kind,
+        freq: b.freq,
+        q: b.q,
+        gain_db: b.gain_db,
+    }
 }
 
 pub(crate) fn compressor_params(c: &session::Compressor) -> CompressorParams {
@@ -122,7 +133,11 @@ impl Strip {
         let channels = reader.channels();
         let offset = (track.offset_s * rate as f64).round() as u64;
         let end = offset + reader.frames();
-        let spec = ProcessSpec { sample_rate: rate as f64, max_block: BLOCK, channels };
+        let spec = ProcessSpec {
+            sample_rate: rate as f64,
+            max_block: BLOCK,
+            channels,
+        };
         let bands: Vec<BandSpec> = track.eq.iter().map(band_spec).collect();
         let mut eq = EqChain::new(&bands);
         eq.prepare(&spec)?;
@@ -135,11 +150,21 @@ impl Strip {
             None => None,
         };
         let fader = GainEnvelope::new(track.gain_db, &track.gain_automation, rate as f64);
-        let (l, r) = if channels == 1 { mono_pan_gains(track.pan) } else { balance_gains(track.pan) };
+        let (l, r) = if channels == 1 {
+            mono_pan_gains(track.pan)
+        } else {
+            balance_gains(track.pan)
+        };
         let sends = track
             .sends
             .iter()
-            .map(|s| Ok((bus_index(session, &s.bus)?, db_to_gain(s.level_db) as f32, s.pre_fader)))
+            .map(|s| {
+                Ok((
+                    bus_index(session, &s.bus)?,
+                    db_to_gain(s.level_db) as f32,
+                    s.pre_fader,
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Strip {
             reader,
@@ -203,7 +228,11 @@ impl Strip {
         // Fader and pan in one pass.
         let (pl, pr) = self.pan;
         let [o0, o1] = &mut self.out;
-        let (src_l, src_r) = if self.channels == 1 { (&b0[..n], &b0[..n]) } else { (&b0[..n], &b1[..n]) };
+        let (src_l, src_r) = if self.channels == 1 {
+            (&b0[..n], &b0[..n])
+        } else {
+            (&b0[..n], &b1[..n])
+        };
         match self.fader.is_constant() {
             Some(g) => {
                 let (gl, gr) = (g * pl, g * pr);
@@ -368,7 +397,8 @@ pub fn mix_frames(session: &Session, stems: StemResolver<'_>) -> Result<u64> {
         let frames = if info.sample_rate == session.sample_rate {
             info.frames
         } else {
-            (info.frames as u128 * session.sample_rate as u128).div_ceil(info.sample_rate as u128) as u64
+            (info.frames as u128 * session.sample_rate as u128).div_ceil(info.sample_rate as u128)
+                as u64
         };
         longest = longest.max((t.offset_s * rate).round() as u64 + frames);
     }
@@ -378,13 +408,18 @@ pub fn mix_frames(session: &Session, stems: StemResolver<'_>) -> Result<u64> {
 /// Loads a bus's impulse response at the session rate. An IR at another rate is
 /// resampled and scaled by ir_rate / session_rate, so its frequency response
 /// (a sum over samples) is kept.
-pub fn load_ir(session: &Session, ir: &session::StemRef, stems: StemResolver<'_>) -> Result<ImpulseResponse> {
+pub fn load_ir(
+    session: &Session,
+    ir: &session::StemRef,
+    stems: StemResolver<'_>,
+) -> Result<ImpulseResponse> {
     let buf = crate::audio::decode::read_all(&stems(ir)?, &ir.name)?;
     let channels = if buf.sample_rate == session.sample_rate {
         buf.channels
     } else {
         let scale = buf.sample_rate as f32 / session.sample_rate as f32;
-        let mut c = crate::audio::resample::resample(&buf.channels, buf.sample_rate, session.sample_rate)?;
+        let mut c =
+            crate::audio::resample::resample(&buf.channels, buf.sample_rate, session.sample_rate)?;
         c.iter_mut().flatten().for_each(|x| *x *= scale);
         c
     };
@@ -403,7 +438,8 @@ pub fn render_mix(
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<[Vec<f32>; 2]> {
-    let total = usize::try_from(total).map_err(|_| Error::Limit("mix too long for this machine".into()))?;
+    let total =
+        usize::try_from(total).map_err(|_| Error::Limit("mix too long for this machine".into()))?;
     let mut strips = session
         .tracks
         .iter()
@@ -415,7 +451,11 @@ pub fn render_mix(
     let mut depth = vec![0usize; session.buses.len()];
     // Depth = 1 + the deepest bus feeding it; `order` puts feeders first.
     for &bi in &order {
-        let feeders = session.buses.iter().enumerate().filter(|(_, b)| b.output == Output::Bus(session.buses[bi].name.clone()));
+        let feeders = session
+            .buses
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.output == Output::Bus(session.buses[bi].name.clone()));
         depth[bi] = feeders.map(|(fi, _)| depth[fi] + 1).max().unwrap_or(0);
     }
     let nlevels = depth.iter().max().map_or(0, |d| d + 1);
@@ -431,7 +471,11 @@ pub fn render_mix(
             (Some(r), Some(ir)) => {
                 let slot = bank.add(ir)?;
                 let mut predelay = Delay::new((r.predelay_ms * 1e-3 * rate).round() as usize);
-                predelay.prepare(&ProcessSpec { sample_rate: rate, max_block: BLOCK, channels: 2 })?;
+                predelay.prepare(&ProcessSpec {
+                    sample_rate: rate,
+                    max_block: BLOCK,
+                    channels: 2,
+                })?;
                 Some(BusReverb {
                     slot,
                     wet: db_to_gain(r.wet_db) as f32,
@@ -461,7 +505,9 @@ pub fn render_mix(
     // the last one is clipped when written into the mix.
     let blocks = total.div_ceil(BLOCK);
     let run_strips = |strips: &mut Vec<Strip>, k: usize| -> Result<()> {
-        strips.par_iter_mut().try_for_each(|s| s.process((k * BLOCK) as u64, BLOCK))
+        strips
+            .par_iter_mut()
+            .try_for_each(|s| s.process((k * BLOCK) as u64, BLOCK))
     };
     if blocks > 0 {
         run_strips(&mut strips, 0)?;
@@ -480,7 +526,11 @@ pub fn render_mix(
             },
             || {
                 let _s = tracing::trace_span!("strips", block = k + 1).entered();
-                if k + 1 < blocks { run_strips(&mut strips, k + 1) } else { Ok(()) }
+                if k + 1 < blocks {
+                    run_strips(&mut strips, k + 1)
+                } else {
+                    Ok(())
+                }
             },
         );
         a?;

@@ -70,7 +70,9 @@ impl Spectral {
             (BackendChoice::Cpu, _) => Spectral::Cpu,
             (BackendChoice::Gpu, Some(ctx)) => Spectral::Gpu(ctx.clone()),
             (BackendChoice::Gpu, None) => {
-                return Err(Error::Gpu("--backend gpu: this server has no GPU adapter".into()));
+                return Err(Error::Gpu(
+                    "--backend gpu: this server has no GPU adapter".into(),
+                ));
             }
             (BackendChoice::Auto, Some(ctx)) if ctx.is_hardware() => Spectral::Gpu(ctx.clone()),
             (BackendChoice::Auto, _) => Spectral::Cpu,
@@ -87,7 +89,10 @@ impl Spectral {
     fn bank(&self) -> Result<Box<dyn ConvolutionBank>> {
         Ok(match self {
             Spectral::Cpu => Box::new(CpuConvolutionBank::new(graph::BLOCK)),
-            Spectral::Gpu(ctx) => Box::new(crate::gpu::GpuConvolutionBank::new(ctx.clone(), graph::BLOCK)?),
+            Spectral::Gpu(ctx) => Box::new(crate::gpu::GpuConvolutionBank::new(
+                ctx.clone(),
+                graph::BLOCK,
+            )?),
         })
     }
 
@@ -136,7 +141,12 @@ fn render_with(
     let irs = session
         .buses
         .iter()
-        .map(|b| b.reverb.as_ref().map(|r| graph::load_ir(session, &r.ir, stems)).transpose())
+        .map(|b| {
+            b.reverb
+                .as_ref()
+                .map(|r| graph::load_ir(session, &r.ir, stems))
+                .transpose()
+        })
         .collect::<Result<Vec<Option<ImpulseResponse>>>>()?;
     progress("prepare", 1.0);
 
@@ -161,7 +171,11 @@ fn render_with(
     let mut deliverables = Vec::new();
     for variant in variants {
         let mut bank = backend.bank().map_err(gpu_err)?;
-        let stage = if variant == Variant::Main { "mix".to_string() } else { format!("mix ({})", variant.as_str()) };
+        let stage = if variant == Variant::Main {
+            "mix".to_string()
+        } else {
+            format!("mix ({})", variant.as_str())
+        };
         let mix = graph::render_mix(
             session,
             variant,
@@ -195,7 +209,8 @@ fn render_with(
                 fir: &fir,
                 gain_override_db: d.album_gain_db,
             };
-            let qc = master::master_deliverable(&job, &out_dir.join(&name), cancel).map_err(gpu_err)?;
+            let qc =
+                master::master_deliverable(&job, &out_dir.join(&name), cancel).map_err(gpu_err)?;
             let mut v = serde_json::to_value(&qc).map_err(|e| Error::Internal(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("name".into(), json!(d.name));
@@ -215,8 +230,13 @@ fn render_with(
     finish(out_dir, files, report)
 }
 
-fn finish(out_dir: &Path, mut files: Vec<String>, report: serde_json::Value) -> Result<RenderOutput> {
-    let report_json = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+fn finish(
+    out_dir: &Path,
+    mut files: Vec<String>,
+    report: serde_json::Value,
+) -> Result<RenderOutput> {
+    let report_json =
+        serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
     let path = out_dir.join("report.json");
     std::fs::write(&path, &report_json).map_err(|e| Error::io(path.display(), e))?;
     files.push("report.json".into());

@@ -367,20 +367,26 @@ impl GpuContext {
             .map_async(wgpu::MapMode::Read, move |r| {
                 let _ = tx.send(r);
             });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("{}: waiting for the GPU: {e}", self.info.name)))?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Error::Gpu(format!("{}: reading back: {e}", self.info.name)));
+        // Another thread's poll may be the one that runs our map callback, a moment
+        // after our own poll returned: wait for it, polling again, with a bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mapped = loop {
+            self.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("{}: waiting for the GPU: {e}", self.info.name)))?;
+            match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+                Ok(r) => break r,
+                Err(_) if std::time::Instant::now() < deadline => continue,
+                Err(_) => {
+                    return Err(Error::Gpu(format!(
+                        "{}: readback never completed",
+                        self.info.name
+                    )));
+                }
             }
-            Err(_) => {
-                return Err(Error::Gpu(format!(
-                    "{}: readback never completed",
-                    self.info.name
-                )));
-            }
+        };
+        if let Err(e) = mapped {
+            return Err(Error::Gpu(format!("{}: reading back: {e}", self.info.name)));
         }
         {
             let view = staging.get_mapped_range(..bytes).map_err(|e| {

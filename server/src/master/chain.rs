@@ -60,6 +60,9 @@ fn check_cancel(cancel: &AtomicBool) -> Result<()> {
 }
 
 /// Runs the `[master]` chain (EQ, multiband, width) on a stereo mix at `rate`.
+///
+/// With both EQ and multiband, the EQ kernel is convolved into each band kernel, so
+/// the signal makes one FIR pass (the bands still sum to the EQ'd input).
 pub fn apply_chain(
     mix: [&[f32]; 2],
     rate: u32,
@@ -73,12 +76,22 @@ pub fn apply_chain(
             backend: String::new(),
         });
     };
+    let width = m.width.filter(|w| (w - 1.0).abs() > 1e-12);
+    if m.eq.is_empty() && m.multiband.is_none() && width.is_none() {
+        return Ok(Chained {
+            channels: None,
+            backend: String::new(),
+        });
+    }
     let n = mix[0].len().min(mix[1].len());
-    let mut cur: Option<Vec<Vec<f32>>> = None;
-    let mut backend = String::new();
     let fs = rate as f64;
+    // One working copy; every stage works in place on it.
+    let mut buf = [mix[0][..n].to_vec(), mix[1][..n].to_vec()];
+    let mut backend = String::new();
 
-    if !m.eq.is_empty() {
+    let eq_kernel = if m.eq.is_empty() {
+        None
+    } else {
         let coeffs: Vec<_> =
             m.eq.iter()
                 .map(|b| {
@@ -98,28 +111,28 @@ pub fn apply_chain(
             let db: f64 = coeffs.iter().map(|c| magnitude_db(c, f, fs)).sum();
             10f64.powf(db / 20.0)
         };
-        let kernel = linear_phase_kernel(&mag, fs, eq_kernel_len(rate));
-        let mut bank = fir(vec![kernel], FIR_BLOCK)?;
-        backend = bank.backend_name();
-        let input = cur.as_ref().map_or(mix, |c| [&c[0][..], &c[1][..]]);
-        let mut out = vec![vec![0f32; n]; 2];
-        run_bank(bank.as_mut(), 1, input, n, cancel, |t0, keep, bands| {
-            for ch in 0..2 {
-                let src = &bands[0][ch][keep..];
-                out[ch][t0..t0 + src.len()].copy_from_slice(src);
-            }
-        })?;
-        cur = Some(out);
-    }
+        Some(linear_phase_kernel(&mag, fs, eq_kernel_len(rate)))
+    };
 
     if let Some(mb) = &m.multiband {
-        let kernels = band_split_kernels(&mb.crossovers_hz, fs, split_kernel_len(rate));
+        let mut kernels = band_split_kernels(&mb.crossovers_hz, fs, split_kernel_len(rate));
         if kernels.len() != mb.bands.len() {
             return Err(Error::InvalidSession(format!(
                 "[master].multiband: {} bands for {} crossovers (needs crossovers + 1)",
                 mb.bands.len(),
                 mb.crossovers_hz.len()
             )));
+        }
+        if let Some(eq) = &eq_kernel {
+            // Linear phase ∗ linear phase is linear phase; the sum still telescopes.
+            let h: Vec<f64> = eq.iter().map(|&v| v as f64).collect();
+            kernels = kernels
+                .iter()
+                .map(|k| {
+                    let k64: Vec<f64> = k.iter().map(|&v| v as f64).collect();
+                    convolve(&k64, &h).into_iter().map(|v| v as f32).collect()
+                })
+                .collect();
         }
         let mut comps: Vec<Compressor> = Vec::with_capacity(mb.bands.len());
         for b in &mb.bands {
@@ -144,51 +157,85 @@ pub fn apply_chain(
         }
         let mut bank = fir(kernels, FIR_BLOCK)?;
         backend = bank.backend_name();
-        let input = cur.as_ref().map_or(mix, |c| [&c[0][..], &c[1][..]]);
-        let mut out = vec![vec![0f32; n]; 2];
+        let k = comps.len();
         // The compressors see every band from the first FIR output on (pre-roll
         // included), so their state is continuous; only the aligned part is kept.
-        let k = comps.len();
-        run_bank(bank.as_mut(), k, input, n, cancel, |t0, keep_from, bands| {
-            use rayon::prelude::*;
-            bands.par_iter_mut().zip(comps.par_iter_mut()).for_each(|(band, comp)| {
-                let [l, r] = band;
-                let mut blk: [&mut [f32]; 2] = [&mut l[..], &mut r[..]];
-                comp.process(&mut blk);
-            });
-            for ch in 0..2 {
-                let len = bands[0][ch].len() - keep_from;
-                let dst = &mut out[ch][t0..t0 + len];
-                dst.copy_from_slice(&bands[0][ch][keep_from..]);
-                for b in &bands[1..] {
-                    for (d, s) in dst.iter_mut().zip(&b[ch][keep_from..]) {
-                        *d += s;
+        run_bank(
+            bank.as_mut(),
+            k,
+            &mut buf,
+            cancel,
+            |t0, keep_from, bands, buf| {
+                use rayon::prelude::*;
+                bands
+                    .par_iter_mut()
+                    .zip(comps.par_iter_mut())
+                    .for_each(|(band, comp)| {
+                        let [l, r] = band;
+                        let mut blk: [&mut [f32]; 2] = [&mut l[..], &mut r[..]];
+                        comp.process(&mut blk);
+                    });
+                for ch in 0..2 {
+                    let len = bands[0][ch].len() - keep_from;
+                    let dst = &mut buf[ch][t0..t0 + len];
+                    dst.copy_from_slice(&bands[0][ch][keep_from..]);
+                    for b in &bands[1..] {
+                        for (d, s) in dst.iter_mut().zip(&b[ch][keep_from..]) {
+                            *d += s;
+                        }
                     }
                 }
-            }
-        })?;
-        cur = Some(out);
+            },
+        )?;
+    } else if let Some(eq) = eq_kernel {
+        let mut bank = fir(vec![eq], FIR_BLOCK)?;
+        backend = bank.backend_name();
+        run_bank(
+            bank.as_mut(),
+            1,
+            &mut buf,
+            cancel,
+            |t0, keep, bands, buf| {
+                for ch in 0..2 {
+                    let src = &bands[0][ch][keep..];
+                    buf[ch][t0..t0 + src.len()].copy_from_slice(src);
+                }
+            },
+        )?;
     }
 
-    if let Some(w) = m.width
-        && (w - 1.0).abs() > 1e-12
-    {
-        let mut out = match cur.take() {
-            Some(c) => c,
-            None => vec![mix[0][..n].to_vec(), mix[1][..n].to_vec()],
-        };
+    if let Some(w) = width {
         let w = w as f32;
-        let (l, r) = out.split_at_mut(1);
-        for (a, b) in l[0].iter_mut().zip(r[0].iter_mut()) {
+        let [l, r] = &mut buf;
+        for (a, b) in l.iter_mut().zip(r.iter_mut()) {
             let mid = 0.5 * (*a + *b);
             let side = 0.5 * (*a - *b) * w;
             *a = mid + side;
             *b = mid - side;
         }
-        cur = Some(out);
     }
     check_cancel(cancel)?;
-    Ok(Chained { channels: cur, backend })
+    let [l, r] = buf;
+    Ok(Chained {
+        channels: Some(vec![l, r]),
+        backend,
+    })
+}
+
+/// Direct linear convolution in f64 (kernel design only: a few thousand taps).
+fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
+    if a.is_empty() || b.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![0f64; a.len() + b.len() - 1];
+    for (i, &x) in a.iter().enumerate() {
+        if x != 0.0 {
+            for (o, &y) in out[i..].iter_mut().zip(b) {
+                *o += x * y;
+            }
+        }
+    }
+    out
 }
 
 /// Streams `input` (n frames) through a bank of `k` kernels, zero-padded at the end,
@@ -196,14 +243,17 @@ pub fn apply_chain(
 /// `keep_from..` of each output are the aligned frames `t0..` of the result (latency
 /// removed; the block is trimmed at the end of the signal). Blocks that are all
 /// pre-roll come with `keep_from == len` so stateful sinks still see them.
+///
+/// Works in place: output frame t0 is written after input frames up to t0 + latency
+/// have been copied into the bank's block, so `buf` can be both.
 fn run_bank(
     bank: &mut dyn FirBank,
     k: usize,
-    input: [&[f32]; 2],
-    n: usize,
+    buf: &mut [Vec<f32>; 2],
     cancel: &AtomicBool,
-    mut sink: impl FnMut(usize, usize, &mut [[Vec<f32>; 2]]),
+    mut sink: impl FnMut(usize, usize, &mut [[Vec<f32>; 2]], &mut [Vec<f32>; 2]),
 ) -> Result<()> {
+    let n = buf[0].len().min(buf[1].len());
     let bl = bank.block_len();
     let lat = bank.latency();
     let mut in_blk = [vec![0f32; bl], vec![0f32; bl]];
@@ -214,11 +264,14 @@ fn run_bank(
         check_cancel(cancel)?;
         for ch in 0..2 {
             let avail = if pos < n { (n - pos).min(bl) } else { 0 };
-            in_blk[ch][..avail].copy_from_slice(&input[ch][pos..pos + avail]);
+            in_blk[ch][..avail].copy_from_slice(&buf[ch][pos..pos + avail]);
             in_blk[ch][avail..].iter_mut().for_each(|v| *v = 0.0);
         }
         {
-            let mut views: Vec<[&mut [f32]; 2]> = outs.iter_mut().map(|[l, r]| [&mut l[..], &mut r[..]]).collect();
+            let mut views: Vec<[&mut [f32]; 2]> = outs
+                .iter_mut()
+                .map(|[l, r]| [&mut l[..], &mut r[..]])
+                .collect();
             bank.process([&in_blk[0], &in_blk[1]], &mut views)?;
         }
         // Output frame j of this block is the aligned result at pos + j − lat.
@@ -231,7 +284,7 @@ fn run_bank(
                 b[1].truncate(keep_from + len);
             }
         }
-        sink(t0, keep_from, &mut outs);
+        sink(t0, keep_from, &mut outs, buf);
         for b in outs.iter_mut() {
             b[0].resize(bl, 0.0);
             b[1].resize(bl, 0.0);

@@ -64,22 +64,30 @@ const HEAVY_LIMITING_DB: f64 = 6.0;
 
 /// Checks a deliverable's numbers (target, ceiling, depth, format, rate).
 pub fn check_deliverable(d: &Deliverable) -> Result<()> {
-    let f = |field: &str, msg: String| Error::InvalidSession(format!("deliverable \"{}\": {field}: {msg}", d.name));
+    let f = |field: &str, msg: String| {
+        Error::InvalidSession(format!("deliverable \"{}\": {field}: {msg}", d.name))
+    };
     if let Some(t) = d.target_lufs
         && !(t.is_finite() && (TARGET_RANGE.0..=TARGET_RANGE.1).contains(&t))
     {
         return Err(f(
             "target_lufs",
-            format!("{t} is outside {} to {} LUFS", TARGET_RANGE.0, TARGET_RANGE.1),
+            format!(
+                "{t} is outside {} to {} LUFS",
+                TARGET_RANGE.0, TARGET_RANGE.1
+            ),
         ));
     }
     if let Some(c) = d.ceiling_dbtp
-        && !(c.is_finite() && c <= 0.0 && c >= -60.0)
+        && !(c.is_finite() && (-60.0..=0.0).contains(&c))
     {
         return Err(f("ceiling_dbtp", format!("{c} is outside -60 to 0 dBTP")));
     }
     if ![16, 24, 32].contains(&d.bit_depth) {
-        return Err(f("bit_depth", format!("{} is not 16, 24 or 32", d.bit_depth)));
+        return Err(f(
+            "bit_depth",
+            format!("{} is not 16, 24 or 32", d.bit_depth),
+        ));
     }
     if d.format == Format::Flac && d.bit_depth == 32 {
         return Err(f("bit_depth", "a FLAC deliverable is 16 or 24 bits".into()));
@@ -97,13 +105,19 @@ pub fn check_deliverable(d: &Deliverable) -> Result<()> {
 /// of the 100 ms segment that is ≤ 32, so blocks tile the gating segments exactly.
 fn analysis_block(rate: u32) -> usize {
     let seg = samples_per_100ms(rate);
-    (1..=32).rev().find(|b| seg % b == 0).unwrap_or(1)
+    (1..=32).rev().find(|b| seg.is_multiple_of(*b)).unwrap_or(1)
 }
 
 /// Estimated integrated loudness after `pre_gain_db` and the gain `curve`, from the
 /// K-weighted block energies (the curve is smooth over a block, so weighting each
 /// block's energy by its mean gain² is accurate to ~0.01 LU).
-fn estimate_loudness(kblocks: &[f64], curve: &[f32], pre_gain_db: f64, block: usize, seg: usize) -> Option<f64> {
+fn estimate_loudness(
+    kblocks: &[f64],
+    curve: &[f32],
+    pre_gain_db: f64,
+    block: usize,
+    seg: usize,
+) -> Option<f64> {
     let g2 = 10f64.powf(pre_gain_db / 10.0);
     let per_seg = seg / block;
     let segs: Vec<f64> = kblocks
@@ -125,9 +139,16 @@ fn estimate_loudness(kblocks: &[f64], curve: &[f32], pre_gain_db: f64, block: us
     gated_loudness(&segs)
 }
 
+/// One render: its report, the samples as written (float), the integers written.
+type Rendered = (QcReport, Vec<Vec<f32>>, Option<Vec<Vec<i32>>>);
+
 /// Masters and writes `out_path` (wav or flac per the deliverable); returns its QC
 /// report, measured on the file's samples as written.
-pub fn master_deliverable(job: &MasterJob, out_path: &Path, cancel: &AtomicBool) -> Result<QcReport> {
+pub fn master_deliverable(
+    job: &MasterJob,
+    out_path: &Path,
+    cancel: &AtomicBool,
+) -> Result<QcReport> {
     master_deliverable_with_plot(job, out_path, None, cancel)
 }
 
@@ -148,10 +169,14 @@ pub fn master_deliverable_with_plot(
     }
     let n = job.mix[0].len();
     if job.mix[1].len() != n {
-        return Err(Error::BadAudio("mix: left and right differ in length".into()));
+        return Err(Error::BadAudio(
+            "mix: left and right differ in length".into(),
+        ));
     }
     if job.mix.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
-        return Err(Error::BadAudio("mix: contains NaN or infinite samples".into()));
+        return Err(Error::BadAudio(
+            "mix: contains NaN or infinite samples".into(),
+        ));
     }
     let t_start = std::time::Instant::now();
     let stage = |what: &str| tracing::debug!(target: "bounce::master", "{what}: {:.3} s", t_start.elapsed().as_secs_f64());
@@ -172,7 +197,11 @@ pub fn master_deliverable_with_plot(
         .map(|c| c.iter().filter(|v| v.abs() > 1.0).count())
         .sum::<usize>();
     if mix_over > 0 {
-        let peak = job.mix.iter().flat_map(|c| c.iter()).fold(0f32, |m, v| m.max(v.abs()));
+        let peak = job
+            .mix
+            .iter()
+            .flat_map(|c| c.iter())
+            .fold(0f32, |m, v| m.max(v.abs()));
         warnings.push(format!(
             "the mix clips before the master chain: {mix_over} samples over full scale (peak {:+.2} dBFS); lower the mix bus",
             20.0 * (peak as f64).log10()
@@ -277,7 +306,8 @@ pub fn master_deliverable_with_plot(
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut last: Option<(QcReport, Vec<Vec<f32>>, Option<Vec<Vec<i32>>>)> = None;
+    #[allow(clippy::type_complexity)]
+    let mut last: Option<Rendered> = None;
     for attempt in 0..4 {
         cancelled()?;
         reduction = curve_for(gain_db, &params, &mut curve);
@@ -374,7 +404,9 @@ pub fn master_deliverable_with_plot(
     if let (true, Some(t), Some(i)) = (search, d.target_lufs, qc.integrated_lufs)
         && (t - i).abs() > 0.3
     {
-        warnings.push(format!("integrated loudness {i:.2} LUFS misses the {t:.1} LUFS target"));
+        warnings.push(format!(
+            "integrated loudness {i:.2} LUFS misses the {t:.1} LUFS target"
+        ));
     }
     if reduction > HEAVY_LIMITING_DB {
         warnings.push(format!(
@@ -408,5 +440,11 @@ pub fn master_deliverable_with_plot(
 pub fn integrated_lufs(channels: [&[f32]; 2], rate: u32) -> Result<Option<f64>> {
     let block = analysis_block(rate);
     let k = k_power_blocks(&channels, rate, block)?;
-    Ok(estimate_loudness(&k, &[], 0.0, block, samples_per_100ms(rate)))
+    Ok(estimate_loudness(
+        &k,
+        &[],
+        0.0,
+        block,
+        samples_per_100ms(rate),
+    ))
 }

@@ -96,10 +96,16 @@ pub fn write_plot(report: &QcReport, channels: &[&[f32]], png_path: &Path) -> Re
         c.draw_series(LineSeries::new([(0.0, t), (t_end, t)], RED))
             .map_err(|e| perr(png_path, e))?;
     }
-    let pts = report
-        .short_term_series
-        .iter()
-        .map(|&(t, l)| (t, if l.is_finite() { l.clamp(-60.0, 0.0) } else { -60.0 }));
+    let pts = report.short_term_series.iter().map(|&(t, l)| {
+        (
+            t,
+            if l.is_finite() {
+                l.clamp(-60.0, 0.0)
+            } else {
+                -60.0
+            },
+        )
+    });
     c.draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
         .map_err(|e| perr(png_path, e))?;
 
@@ -117,8 +123,11 @@ pub fn write_plot(report: &QcReport, channels: &[&[f32]], png_path: &Path) -> Re
     }
     for f in [100.0f64, 1000.0, 10000.0] {
         if f < nyq {
-            c.draw_series(LineSeries::new([(f.log10(), -120.0), (f.log10(), 0.0)], grid))
-                .map_err(|e| perr(png_path, e))?;
+            c.draw_series(LineSeries::new(
+                [(f.log10(), -120.0), (f.log10(), 0.0)],
+                grid,
+            ))
+            .map_err(|e| perr(png_path, e))?;
         }
     }
     let pts = spectrum

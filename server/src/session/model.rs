@@ -198,7 +198,11 @@ pub struct Limiter {
 
 impl Default for Limiter {
     fn default() -> Self {
-        Limiter { ceiling_dbtp: -1.0, release_ms: 50.0, lookahead_ms: 5.0 }
+        Limiter {
+            ceiling_dbtp: -1.0,
+            release_ms: 50.0,
+            lookahead_ms: 5.0,
+        }
     }
 }
 
