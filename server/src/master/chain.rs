@@ -263,8 +263,10 @@ fn run_bank(
     while pos < total {
         check_cancel(cancel)?;
         for ch in 0..2 {
-            let avail = if pos < n { (n - pos).min(bl) } else { 0 };
-            in_blk[ch][..avail].copy_from_slice(&buf[ch][pos..pos + avail]);
+            // Past the end of the input the block is all zero padding.
+            let from = pos.min(n);
+            let avail = (n - from).min(bl);
+            in_blk[ch][..avail].copy_from_slice(&buf[ch][from..from + avail]);
             in_blk[ch][avail..].iter_mut().for_each(|v| *v = 0.0);
         }
         {
