@@ -7,11 +7,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::dsp::biquad::{BandSpec, FilterKind, design, magnitude_db};
-use crate::dsp::compressor::{Compressor, CompressorParams, DetectorKind};
+use crate::dsp::biquad::{design, magnitude_db};
+use crate::dsp::compressor::Compressor;
 use crate::dsp::fir::{FirBank, band_split_kernels, linear_phase_kernel};
 use crate::dsp::{ProcessSpec, Processor};
-use crate::session::{Detector, EqType, Master};
+use crate::engine::graph::{band_spec, compressor_params};
+use crate::session::Master;
 use crate::{Error, Result};
 
 /// Builds a FIR bank from kernels and a block length (GPU or CPU).
@@ -38,17 +39,6 @@ fn eq_kernel_len(rate: u32) -> usize {
 /// Band-split kernel length: ~43 ms (−85 dB bands, ~60 Hz transitions at 48 kHz).
 fn split_kernel_len(rate: u32) -> usize {
     ((rate as usize * 4096 / 48000).max(511)) | 1
-}
-
-fn filter_kind(t: EqType) -> FilterKind {
-    match t {
-        EqType::Highpass => FilterKind::Highpass,
-        EqType::Lowpass => FilterKind::Lowpass,
-        EqType::Lowshelf => FilterKind::Lowshelf,
-        EqType::Highshelf => FilterKind::Highshelf,
-        EqType::Peak => FilterKind::Peak,
-        EqType::Notch => FilterKind::Notch,
-    }
 }
 
 fn check_cancel(cancel: &AtomicBool) -> Result<()> {
@@ -92,20 +82,7 @@ pub fn apply_chain(
     let eq_kernel = if m.eq.is_empty() {
         None
     } else {
-        let coeffs: Vec<_> =
-            m.eq.iter()
-                .map(|b| {
-                    design(
-                        &BandSpec {
-                            kind: filter_kind(b.kind),
-                            freq: b.freq,
-                            q: b.q,
-                            gain_db: b.gain_db,
-                        },
-                        fs,
-                    )
-                })
-                .collect();
+        let coeffs: Vec<_> = m.eq.iter().map(|b| design(&band_spec(b), fs)).collect();
         // The magnitude of the cookbook cascade, with linear phase.
         let mag = move |f: f64| -> f64 {
             let db: f64 = coeffs.iter().map(|c| magnitude_db(c, f, fs)).sum();
@@ -136,18 +113,7 @@ pub fn apply_chain(
         }
         let mut comps: Vec<Compressor> = Vec::with_capacity(mb.bands.len());
         for b in &mb.bands {
-            let mut c = Compressor::new(CompressorParams {
-                threshold_db: b.threshold_db,
-                ratio: b.ratio,
-                attack_ms: b.attack_ms,
-                release_ms: b.release_ms,
-                knee_db: b.knee_db,
-                makeup_db: b.makeup_db,
-                detector: match b.detector {
-                    Detector::Peak => DetectorKind::Peak,
-                    Detector::Rms => DetectorKind::Rms,
-                },
-            });
+            let mut c = Compressor::new(compressor_params(b));
             c.prepare(&ProcessSpec {
                 sample_rate: fs,
                 max_block: FIR_BLOCK,
