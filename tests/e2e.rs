@@ -342,6 +342,88 @@ fn demo_renders_its_song() {
     assert!(tp <= -1.0 + 1e-9, "streaming true peak ≤ −1 dBTP: {tp}");
 }
 
+/// ffmpeg's EBU R128 meter (`ebur128=peak=true`) on `path`: (integrated LUFS, true
+/// peak dBTP) as it prints them (one decimal).
+fn ffmpeg_ebur128(path: &Path) -> Option<(f64, f64)> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostats", "-hide_banner", "-i"])
+        .arg(path)
+        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary = &text[text.rfind("Summary:")?..];
+    let value = |key: &str| -> Option<f64> {
+        let at = summary.find(key)? + key.len();
+        summary[at..].split_whitespace().next()?.parse().ok()
+    };
+    Some((value("I:")?, value("Peak:")?))
+}
+
+/// Issue 4's acceptance check: `bounce render` of a session with a `[master]` chain
+/// and streaming + cd deliverables, through a separately started `bounced`; each
+/// file within ±0.3 LU of its target and under its −1 dBTP ceiling as an independent
+/// meter (ffmpeg's ebur128 with peak=true) reads it; the QC report and plots come too.
+#[test]
+fn mastered_deliverables_meet_targets_by_an_independent_meter() {
+    if std::process::Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: ffmpeg is not installed (apt-get install ffmpeg); .ci/run installs it");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The demo's session and stems (a [master] chain, streaming and cd deliverables).
+    let song = dir.path().join("song");
+    assert_ok(
+        &bounce(&["demo", "--out", song.to_str().expect("utf8")]),
+        "bounce demo",
+    );
+    let session = song.join("session.toml");
+    let text = std::fs::read_to_string(&session).expect("session");
+    assert!(text.contains("[master]") && text.contains("name = \"cd\""));
+    let server = Server::start("auto");
+    let out = dir.path().join("render");
+    let res = bounce(&[
+        "render",
+        session.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--server",
+        &server.url,
+    ]);
+    assert_ok(&res, "bounce render");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
+            .expect("json");
+    for (name, file) in [("streaming", "streaming.wav"), ("cd", "cd.flac")] {
+        let path = out.join(file);
+        let (i, tp) = ffmpeg_ebur128(&path).expect("ffmpeg's ebur128 summary");
+        assert!(
+            (i + 14.0).abs() <= 0.3,
+            "{file}: ffmpeg reads {i} LUFS, target −14"
+        );
+        assert!(tp <= -1.0, "{file}: ffmpeg reads {tp} dBTP, ceiling −1");
+        let png = std::fs::read(out.join(format!("{name}.png"))).expect("QC plot");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}.png is a PNG");
+        let qc = report["deliverables"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == name))
+            .expect("deliverable in report.json");
+        for key in [
+            "integrated_lufs",
+            "true_peak_dbtp",
+            "lra_lu",
+            "short_term_max_lufs",
+            "momentary_max_lufs",
+        ] {
+            assert!(qc[key].is_number(), "{name}: report.json has {key}");
+        }
+    }
+}
+
 /// `bounce album` in album loudness mode: one gain for the whole album, so the loudest
 /// song meets the target and a quieter song keeps its distance below it.
 #[test]

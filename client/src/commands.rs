@@ -64,6 +64,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 variant: "main".into(),
                 preset: String::new(),
                 album_gain_db: None,
+                noise_shaping: false,
             };
             master(&cli, input, out, d, &rep).await
         }

@@ -19,7 +19,8 @@ use crate::conn::status_error;
 pub enum Dest {
     /// Every file into this folder under its own name.
     Dir(PathBuf),
-    /// The one audio file to this path; `report.json` is not written.
+    /// The one audio file to this path, its QC plot beside it (same stem, `.png`);
+    /// `report.json` is not written.
     Single(PathBuf),
 }
 
@@ -27,7 +28,11 @@ impl Dest {
     fn path_for(&self, name: &str) -> Option<PathBuf> {
         match self {
             Dest::Dir(dir) => Some(dir.join(name)),
-            Dest::Single(path) => (name != "report.json").then(|| path.clone()),
+            Dest::Single(path) => match name {
+                "report.json" => None,
+                n if n.ends_with(".png") => Some(path.with_extension("png")),
+                _ => Some(path.clone()),
+            },
         }
     }
 }

@@ -39,6 +39,7 @@ fn deliverable(
         format,
         variant: Variant::Main,
         album_gain_db: None,
+        noise_shaping: false,
     }
 }
 

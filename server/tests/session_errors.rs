@@ -933,6 +933,7 @@ fn contract_example_parses_to_the_exact_model() {
             format: Format::Wav,
             variant: Variant::Main,
             album_gain_db: None,
+            noise_shaping: false,
         }],
         source: song.display().to_string(),
     };
@@ -1019,7 +1020,8 @@ fn defaults_are_filled() {
             bit_depth: 24,
             format: Format::Wav,
             variant: Variant::Main,
-            album_gain_db: None
+            album_gain_db: None,
+            noise_shaping: false
         }
     );
 }
@@ -1051,6 +1053,7 @@ fn presets_fill_and_explicit_keys_override() {
             format: f,
             variant: v,
             album_gain_db: None,
+            noise_shaping: false,
         };
     assert_eq!(
         d(1),
@@ -1140,6 +1143,7 @@ fn proto_round_trip_is_exact() {
         format: Format::Flac,
         variant: Variant::Acappella,
         album_gain_db: None,
+        noise_shaping: false,
     });
     let p = to_proto(&s);
     assert_eq!(p.tracks[0].stem.as_ref().unwrap().name, "stems/kick.wav");

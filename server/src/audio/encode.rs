@@ -161,9 +161,92 @@ pub fn write_wav_int(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u
     }
 }
 
+/// Planar integer PCM: integers, or their codes stored in f32 as code / 2^(bits−1)
+/// (exact for 16 and 24 bits), so a quantised render needs no integer copy.
+#[derive(Clone, Copy)]
+enum Pcm<'a> {
+    Int(&'a [&'a [i32]]),
+    Scaled(&'a [&'a [f32]], f32),
+}
+
+impl Pcm<'_> {
+    fn channels(&self) -> usize {
+        match self {
+            Pcm::Int(c) => c.len(),
+            Pcm::Scaled(c, _) => c.len(),
+        }
+    }
+    fn frames(&self) -> usize {
+        match self {
+            Pcm::Int(c) => c.first().map_or(0, |c| c.len()),
+            Pcm::Scaled(c, _) => c.first().map_or(0, |c| c.len()),
+        }
+    }
+    #[inline]
+    fn get(&self, ch: usize, i: usize) -> i32 {
+        match self {
+            Pcm::Int(c) => c[ch][i],
+            Pcm::Scaled(c, s) => (c[ch][i] * s).round() as i32,
+        }
+    }
+}
+
+/// Checks that f32 codes (code / 2^(bits−1)) are whole codes that fit `bits`.
+fn check_codes(path: &Path, channels: &[&[f32]], bits: u16) -> Result<f32> {
+    if bits != 16 && bits != 24 {
+        return Err(Error::Unsupported(format!(
+            "{}: {bits}-bit integer output (16 or 24 only)",
+            path.display()
+        )));
+    }
+    let scale = (1u32 << (bits - 1)) as f32;
+    let (lo, hi) = (-scale, scale - 1.0);
+    for (ch, c) in channels.iter().enumerate() {
+        if let Some(i) = c.iter().position(|&v| {
+            let s = v * scale;
+            !(lo..=hi).contains(&s) || s.fract() != 0.0
+        }) {
+            return Err(Error::Internal(format!(
+                "{}: sample {} at frame {i} (channel {}) is not a {bits}-bit code",
+                path.display(),
+                c[i],
+                ch + 1
+            )));
+        }
+    }
+    Ok(scale)
+}
+
+/// Writes integer PCM (16 or 24 bits) from samples already quantised to codes / 2^(bits−1)
+/// (see [`crate::dsp::dither::quantize_in_place`]).
+pub fn write_wav_quantized(
+    path: &Path,
+    channels: &[&[f32]],
+    sample_rate: u32,
+    bits: u16,
+) -> Result<()> {
+    let scale = check_codes(path, channels, bits)?;
+    check_shape(path, channels, sample_rate, u64::from(bits / 8))?;
+    let spec = hound::WavSpec {
+        channels: channels.len() as u16,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    if bits == 16 {
+        write_wav(path, spec, channels, |b, x| {
+            b.extend_from_slice(&((x * scale) as i16).to_le_bytes())
+        })
+    } else {
+        write_wav(path, spec, channels, |b, x| {
+            b.extend_from_slice(&((x * scale) as i32).to_le_bytes()[..3])
+        })
+    }
+}
+
 /// A flacenc source over planar channels: interleaves one block at a time.
 struct PlanarSource<'a> {
-    channels: &'a [&'a [i32]],
+    channels: Pcm<'a>,
     bits: usize,
     rate: usize,
     pos: usize,
@@ -172,7 +255,7 @@ struct PlanarSource<'a> {
 
 impl Source for PlanarSource<'_> {
     fn channels(&self) -> usize {
-        self.channels.len()
+        self.channels.channels()
     }
     fn bits_per_sample(&self) -> usize {
         self.bits
@@ -185,12 +268,12 @@ impl Source for PlanarSource<'_> {
         block_size: usize,
         dest: &mut F,
     ) -> Result<usize, SourceError> {
-        let n = self.channels[0].len();
+        let n = self.channels.frames();
         let k = block_size.min(n - self.pos);
         self.scratch.clear();
         for i in self.pos..self.pos + k {
-            for c in self.channels {
-                self.scratch.push(c[i]);
+            for c in 0..self.channels.channels() {
+                self.scratch.push(self.channels.get(c, i));
             }
         }
         dest.fill_interleaved(&self.scratch)?;
@@ -198,7 +281,7 @@ impl Source for PlanarSource<'_> {
         Ok(k)
     }
     fn len_hint(&self) -> Option<usize> {
-        Some(self.channels[0].len())
+        Some(self.channels.frames())
     }
 }
 
@@ -206,6 +289,22 @@ impl Source for PlanarSource<'_> {
 pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16) -> Result<()> {
     check_bits(path, channels, bits)?;
     check_shape(path, channels, sample_rate, 0)?;
+    flac(path, Pcm::Int(channels), sample_rate, bits)
+}
+
+/// Writes FLAC (16 or 24 bits) from samples already quantised to codes / 2^(bits−1).
+pub fn write_flac_quantized(
+    path: &Path,
+    channels: &[&[f32]],
+    sample_rate: u32,
+    bits: u16,
+) -> Result<()> {
+    let scale = check_codes(path, channels, bits)?;
+    check_shape(path, channels, sample_rate, 0)?;
+    flac(path, Pcm::Scaled(channels, scale), sample_rate, bits)
+}
+
+fn flac(path: &Path, channels: Pcm, sample_rate: u32, bits: u16) -> Result<()> {
     if sample_rate > 655_350 {
         return Err(Error::Unsupported(format!(
             "{}: FLAC cannot store {sample_rate} Hz",
@@ -225,7 +324,7 @@ pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16)
         bits: usize::from(bits),
         rate: sample_rate as usize,
         pos: 0,
-        scratch: Vec::with_capacity(block * channels.len()),
+        scratch: Vec::with_capacity(block * channels.channels()),
     };
     let mut stream = flacenc::encode_with_fixed_block_size(&config, src, block)
         .map_err(|e| Error::Internal(format!("{}: flac encoder: {e}", path.display())))?;
@@ -250,7 +349,7 @@ pub fn write_flac(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16)
 }
 
 /// Decodes an encoded FLAC stream with symphonia and checks it is bit-exact.
-fn verify_flac(path: &Path, bytes: &[u8], channels: &[&[i32]], bits: u16) -> Result<()> {
+fn verify_flac(path: &Path, bytes: &[u8], channels: Pcm, bits: u16) -> Result<()> {
     use symphonia::core::audio::{AudioBufferRef, Signal};
     use symphonia::core::codecs::DecoderOptions;
     use symphonia::core::formats::FormatOptions;
@@ -287,7 +386,7 @@ fn verify_flac(path: &Path, bytes: &[u8], channels: &[&[i32]], bits: u16) -> Res
         .make(&params, &DecoderOptions::default())
         .map_err(|e| fail(e.to_string()))?;
     let shift = 32 - u32::from(bits);
-    let n = channels[0].len();
+    let n = channels.frames();
     let mut at = 0usize;
     loop {
         let packet = match format.next_packet() {
@@ -307,12 +406,12 @@ fn verify_flac(path: &Path, bytes: &[u8], channels: &[&[i32]], bits: u16) -> Res
         if at + k > n {
             return Err(fail(format!("more than {n} frames")));
         }
-        for (ch, want) in channels.iter().enumerate() {
+        for ch in 0..channels.channels() {
             let got = buf.chan(ch);
             if got
                 .iter()
-                .zip(&want[at..at + k])
-                .any(|(g, w)| g >> shift != *w)
+                .enumerate()
+                .any(|(i, g)| g >> shift != channels.get(ch, at + i))
             {
                 return Err(fail(format!("samples differ in frames {at}..{}", at + k)));
             }

@@ -209,10 +209,29 @@ pub fn resample(channels: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32
             "resample: channels of different lengths".into(),
         ));
     }
-    let mut rs = StreamResampler::new(from, to, channels.len(), n as u64)?;
+    resample_from(channels.len(), n, from, to, |start, bufs| {
+        for (b, c) in bufs.iter_mut().zip(channels) {
+            let k = b.len();
+            b.copy_from_slice(&c[start..start + k]);
+        }
+    })
+}
+
+/// [`resample`] of `n` frames of `channels` channels that `fill(start, bufs)` supplies
+/// piece by piece: it writes frames `start..start + bufs[c].len()` of every channel c.
+/// The input is never held whole, so a caller can compute it on the fly (the
+/// mastering gain and limiter) without a full-length copy at the source rate.
+pub fn resample_from(
+    channels: usize,
+    n: usize,
+    from: u32,
+    to: u32,
+    mut fill: impl FnMut(usize, &mut [&mut [f32]]),
+) -> Result<Vec<Vec<f32>>> {
+    let mut rs = StreamResampler::new(from, to, channels, n as u64)?;
     let total = usize::try_from(rs.remaining())
         .map_err(|_| Error::Limit(format!("resample: {n} frames is too long")))?;
-    let mut out = vec![vec![0.0f32; total]; channels.len()];
+    let mut out = vec![vec![0.0f32; total]; channels];
     let (mut read, mut written) = (0usize, 0usize);
     while written < total {
         let k = rs.pull(&mut out, written)?;
@@ -227,9 +246,11 @@ pub fn resample(channels: &[Vec<f32>], from: u32, to: u32) -> Result<Vec<Vec<f32
             }
             let (bufs, range) = rs.input_mut();
             let k = range.len().min(n - read);
-            for (b, c) in bufs.iter_mut().zip(channels) {
-                b[range.start..range.start + k].copy_from_slice(&c[read..read + k]);
-            }
+            let mut views: Vec<&mut [f32]> = bufs
+                .iter_mut()
+                .map(|b| &mut b[range.start..range.start + k])
+                .collect();
+            fill(read, &mut views);
             read += k;
             rs.commit(k)?;
         } else if rs.is_done() {

@@ -61,3 +61,4 @@ pub mod fir;
 pub mod limiter;
 pub mod meter;
 pub mod pan;
+pub mod true_peak;

@@ -194,23 +194,47 @@ fn render_with(
             mix_report = serde_json::to_value(&qc).map_err(|e| Error::Internal(e.to_string()))?;
             files.push("mix.wav".to_string());
         }
-        for d in session.deliverables.iter().filter(|d| d.variant == variant) {
+        let wanted: Vec<&Deliverable> = session
+            .deliverables
+            .iter()
+            .filter(|d| d.variant == variant)
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        // The chain and its analyses once for all of this mix's deliverables.
+        for d in &wanted {
+            master::check_deliverable(d)?;
+        }
+        progress("master chain", 0.0);
+        let prep = master::prepare(
+            [&mix[0], &mix[1]],
+            session.sample_rate,
+            session.master.as_ref(),
+            &fir,
+            wanted.iter().any(|d| d.ceiling_dbtp.is_some()),
+            cancel,
+        )
+        .map_err(gpu_err)?;
+        progress("master chain", 1.0);
+        for d in wanted {
             if cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
             let stage = format!("master {}", d.name);
             progress(&stage, 0.0);
             let name = format!("{}.{}", d.name, d.format.ext());
-            let job = MasterJob {
-                mix: [&mix[0], &mix[1]],
-                mix_rate: session.sample_rate,
-                chain: session.master.as_ref(),
-                deliverable: d,
-                fir: &fir,
-                gain_override_db: d.album_gain_db,
-            };
-            let qc =
-                master::master_deliverable(&job, &out_dir.join(&name), cancel).map_err(gpu_err)?;
+            let plot = format!("{}.png", d.name);
+            let qc = master::finish(
+                &prep,
+                session.master.as_ref(),
+                d,
+                d.album_gain_db,
+                &out_dir.join(&name),
+                Some(&out_dir.join(&plot)),
+                cancel,
+            )
+            .map_err(gpu_err)?;
             let mut v = serde_json::to_value(&qc).map_err(|e| Error::Internal(e.to_string()))?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("name".into(), json!(d.name));
@@ -218,6 +242,7 @@ fn render_with(
             }
             deliverables.push(v);
             files.push(name);
+            files.push(plot);
             progress(&stage, 1.0);
         }
     }
@@ -281,12 +306,18 @@ pub fn master_file(
         fir: &fir,
         gain_override_db: None,
     };
-    let qc = master::master_deliverable(&job, &out_dir.join(&name), cancel)?;
+    let plot = format!("{}.png", deliverable.name);
+    let qc = master::master_deliverable_with_plot(
+        &job,
+        &out_dir.join(&name),
+        Some(&out_dir.join(&plot)),
+        cancel,
+    )?;
     progress("master", 1.0);
     let report = json!({
         "input": input_qc,
         "backend": { "master_fft": backend.name(), "dynamics": "cpu" },
         "deliverables": [qc],
     });
-    finish(out_dir, vec![name], report)
+    finish(out_dir, vec![name, plot], report)
 }

@@ -31,8 +31,10 @@ pub use chain::{Chained, FirFactory, apply_chain};
 pub use plot::{long_term_spectrum, write_plot};
 pub use qc::{CLIP_LEVEL, QcReport, analyze, analyze_slices, file_warnings};
 
-use crate::dsp::dither::{NoiseShaping, quantize_channels};
-use crate::dsp::limiter::{LimiterParams, apply_gain_curve, gain_curve, peak_envelope};
+use crate::dsp::dither::{NoiseShaping, quantize_in_place};
+use crate::dsp::limiter::{
+    LimiterParams, apply_gain_curve, apply_gain_curve_at, gain_curve, peak_envelope,
+};
 use crate::dsp::meter::{gated_loudness, k_power_blocks, samples_per_100ms};
 use crate::session::{Deliverable, Format};
 use crate::{Error, Result};
@@ -89,6 +91,12 @@ pub fn check_deliverable(d: &Deliverable) -> Result<()> {
             format!("{} is not 16, 24 or 32", d.bit_depth),
         ));
     }
+    if d.noise_shaping && d.bit_depth == 32 {
+        return Err(f(
+            "noise_shaping",
+            "a 32-bit float deliverable is not dithered; noise shaping needs 16 or 24 bits".into(),
+        ));
+    }
     if d.format == Format::Flac && d.bit_depth == 32 {
         return Err(f("bit_depth", "a FLAC deliverable is 16 or 24 bits".into()));
     }
@@ -139,9 +147,6 @@ fn estimate_loudness(
     gated_loudness(&segs)
 }
 
-/// One render: its report, the samples as written (float), the integers written.
-type Rendered = (QcReport, Vec<Vec<f32>>, Option<Vec<Vec<i32>>>);
-
 /// Masters and writes `out_path` (wav or flac per the deliverable); returns its QC
 /// report, measured on the file's samples as written.
 pub fn master_deliverable(
@@ -159,46 +164,93 @@ pub fn master_deliverable_with_plot(
     plot_path: Option<&Path>,
     cancel: &AtomicBool,
 ) -> Result<QcReport> {
-    let d = job.deliverable;
-    check_deliverable(d)?;
-    let rate = job.mix_rate;
+    check_deliverable(job.deliverable)?;
+    let prep = prepare(
+        job.mix,
+        job.mix_rate,
+        job.chain,
+        job.fir,
+        job.deliverable.ceiling_dbtp.is_some(),
+        cancel,
+    )?;
+    finish(
+        &prep,
+        job.chain,
+        job.deliverable,
+        job.gain_override_db,
+        out_path,
+        plot_path,
+        cancel,
+    )
+}
+
+/// The `[master]` chain's output and the analyses of it that no deliverable changes
+/// (the limiter's peak envelope, the K-weighted block energies, the mix's warnings):
+/// made once per mix by [`prepare`], shared by every deliverable's [`finish`].
+pub struct Prepared<'a> {
+    mix: [&'a [f32]; 2],
+    rate: u32,
+    chained: Option<Vec<Vec<f32>>>,
+    backend: String,
+    block: usize,
+    seg: usize,
+    env: Vec<f32>,
+    kblocks: Vec<f64>,
+    pre_lufs: Option<f64>,
+    warnings: Vec<String>,
+}
+
+impl Prepared<'_> {
+    /// The chain's output (the mix itself when the chain does nothing).
+    pub fn signal(&self) -> [&[f32]; 2] {
+        match &self.chained {
+            Some(c) => [&c[0][..], &c[1][..]],
+            None => self.mix,
+        }
+    }
+
+    /// Integrated loudness of the chain's output before any gain, LUFS (`None`:
+    /// silence, or shorter than one gating block). Album gains start from it.
+    pub fn loudness(&self) -> Option<f64> {
+        self.pre_lufs
+    }
+}
+
+/// Checks the mix, runs the `[master]` chain and the gain-independent analyses.
+/// `need_peaks`: some deliverable has a ceiling (the peak envelope is needed).
+pub fn prepare<'a>(
+    mix: [&'a [f32]; 2],
+    rate: u32,
+    chain: Option<&crate::session::Master>,
+    fir: FirFactory<'_>,
+    need_peaks: bool,
+    cancel: &AtomicBool,
+) -> Result<Prepared<'a>> {
     if !(8000..=384_000).contains(&rate) {
         return Err(Error::BadAudio(format!(
             "mix: sample rate {rate} Hz is outside 8000 to 384000"
         )));
     }
-    let n = job.mix[0].len();
-    if job.mix[1].len() != n {
+    let n = mix[0].len();
+    if mix[1].len() != n {
         return Err(Error::BadAudio(
             "mix: left and right differ in length".into(),
         ));
     }
-    if job.mix.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
+    if mix.iter().any(|c| c.iter().any(|v| !v.is_finite())) {
         return Err(Error::BadAudio(
             "mix: contains NaN or infinite samples".into(),
         ));
     }
     let t_start = std::time::Instant::now();
     let stage = |what: &str| tracing::debug!(target: "bounce::master", "{what}: {:.3} s", t_start.elapsed().as_secs_f64());
-    let cancelled = || -> Result<()> {
-        if cancel.load(Ordering::Relaxed) {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    };
     let mut warnings = Vec::new();
-    let mut notes = Vec::new();
-
-    // Warnings about the mix itself.
-    let mix_over = job
-        .mix
+    let mix_over = mix
         .iter()
         .map(|c| c.iter().filter(|v| v.abs() > 1.0).count())
         .sum::<usize>();
     if mix_over > 0 {
-        let peak = job
-            .mix
+        let peak = mix
             .iter()
             .flat_map(|c| c.iter())
             .fold(0f32, |m, v| m.max(v.abs()));
@@ -207,7 +259,7 @@ pub fn master_deliverable_with_plot(
             20.0 * (peak as f64).log10()
         ));
     }
-    for (c, ch) in job.mix.iter().enumerate() {
+    for (c, ch) in mix.iter().enumerate() {
         if n > 0 {
             let dc = ch.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
             if dc.abs() >= 0.005 {
@@ -219,23 +271,27 @@ pub fn master_deliverable_with_plot(
         }
     }
 
-    // [master] chain.
-    let chained = apply_chain(job.mix, rate, job.chain, job.fir, cancel)?;
+    let chained = apply_chain(mix, rate, chain, fir, cancel)?;
     stage("chain");
-    cancelled()?;
-    let src: [&[f32]; 2] = match &chained.channels {
-        Some(c) => [&c[0][..], &c[1][..]],
-        None => job.mix,
+    check_cancel(cancel)?;
+    let mut prep = Prepared {
+        mix,
+        rate,
+        chained: chained.channels,
+        backend: chained.backend,
+        block: analysis_block(rate),
+        seg: samples_per_100ms(rate),
+        env: Vec::new(),
+        kblocks: Vec::new(),
+        pre_lufs: None,
+        warnings,
     };
-    let n = src[0].len().min(src[1].len());
-
+    let src = prep.signal();
+    let block = prep.block;
     // Gain-independent analyses, in parallel: peak envelope and K-weighted energy.
-    let block = analysis_block(rate);
-    let seg = samples_per_100ms(rate);
-    let ceiling = d.ceiling_dbtp;
     let (env, kblocks) = rayon::join(
         || -> Result<Vec<f32>> {
-            if ceiling.is_some() {
+            if need_peaks {
                 peak_envelope(&src, block)
             } else {
                 Ok(Vec::new())
@@ -243,12 +299,53 @@ pub fn master_deliverable_with_plot(
         },
         || k_power_blocks(&src, rate, block),
     );
-    let (env, kblocks) = (env?, kblocks?);
+    prep.env = env?;
+    prep.kblocks = kblocks?;
+    prep.pre_lufs = estimate_loudness(&prep.kblocks, &[], 0.0, block, prep.seg);
     stage("peak envelope and K-weighted energy");
-    cancelled()?;
-    let pre_lufs = estimate_loudness(&kblocks, &[], 0.0, block, seg);
+    Ok(prep)
+}
 
-    let lim = job.chain.and_then(|m| m.limiter).unwrap_or_default();
+fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+    if cancel.load(Ordering::Relaxed) {
+        Err(Error::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes one deliverable from a [`Prepared`] mix: gain (searched for the target, or
+/// `gain_override_db` in album mode), limiter, resampling, dither; writes `out_path`
+/// (and the QC picture to `plot_path`) and answers the QC report measured on the
+/// samples exactly as written.
+pub fn finish(
+    prep: &Prepared,
+    chain: Option<&crate::session::Master>,
+    d: &Deliverable,
+    gain_override_db: Option<f64>,
+    out_path: &Path,
+    plot_path: Option<&Path>,
+    cancel: &AtomicBool,
+) -> Result<QcReport> {
+    check_deliverable(d)?;
+    let t_start = std::time::Instant::now();
+    let stage = |what: &str| tracing::debug!(target: "bounce::master", "{what}: {:.3} s", t_start.elapsed().as_secs_f64());
+    let rate = prep.rate;
+    let src = prep.signal();
+    let n = src[0].len().min(src[1].len());
+    let (block, seg) = (prep.block, prep.seg);
+    let ceiling = d.ceiling_dbtp;
+    if ceiling.is_some() && prep.env.len() != n.div_ceil(block) {
+        return Err(Error::Internal(
+            "mastering: prepared without the peak envelope a ceiling needs".into(),
+        ));
+    }
+    let (env, kblocks) = (&prep.env, &prep.kblocks);
+    let mut warnings = prep.warnings.clone();
+    let mut notes = Vec::new();
+    let pre_lufs = prep.pre_lufs;
+
+    let lim = chain.and_then(|m| m.limiter).unwrap_or_default();
     let mut params = LimiterParams {
         ceiling_db: ceiling.unwrap_or(0.0) - CEILING_MARGIN_DB,
         release_ms: lim.release_ms,
@@ -256,8 +353,8 @@ pub fn master_deliverable_with_plot(
         ..Default::default()
     };
     let mut curve: Vec<f32> = Vec::new();
-    let search = job.gain_override_db.is_none() && d.target_lufs.is_some() && pre_lufs.is_some();
-    let mut gain_db = match (job.gain_override_db, d.target_lufs, pre_lufs) {
+    let search = gain_override_db.is_none() && d.target_lufs.is_some() && pre_lufs.is_some();
+    let mut gain_db = match (gain_override_db, d.target_lufs, pre_lufs) {
         (Some(g), _, _) => g,
         (None, Some(t), Some(l)) => t - l,
         (None, Some(_), None) => {
@@ -269,10 +366,9 @@ pub fn master_deliverable_with_plot(
         }
         (None, None, _) => 0.0,
     };
-    let mut reduction = 0.0f64;
     let curve_for = |gain_db: f64, params: &LimiterParams, curve: &mut Vec<f32>| -> f64 {
         if ceiling.is_some() {
-            gain_curve(&env, block, rate, gain_db, params, curve).max_reduction_db
+            gain_curve(env, block, rate, gain_db, params, curve).max_reduction_db
         } else {
             curve.clear();
             0.0
@@ -282,15 +378,14 @@ pub fn master_deliverable_with_plot(
         let target = d.target_lufs.unwrap_or(0.0);
         for _ in 0..30 {
             curve_for(gain_db, params, curve);
-            let Some(est) = estimate_loudness(&kblocks, curve, gain_db, block, seg) else {
+            let Some(est) = estimate_loudness(kblocks, curve, gain_db, block, seg) else {
                 break;
             };
             let err = target - est;
             if err.abs() < 0.005 {
                 break;
             }
-            // The limiter flattens the response to gain: step a bit further than the
-            // error when limiting is heavy, never more than 12 dB at once.
+            // The limiter flattens the response to gain: never more than 12 dB a step.
             gain_db = (gain_db + err.clamp(-12.0, 12.0)).min(80.0);
         }
         gain_db
@@ -300,46 +395,53 @@ pub fn master_deliverable_with_plot(
     }
     stage("gain search");
 
-    // Render, measure on the written samples, correct, repeat (rarely needed).
+    // Render, measure on the written samples, correct, repeat (rarely needed). Only
+    // one render is alive at a time.
     let bits = d.bit_depth;
     let file_name = out_path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    #[allow(clippy::type_complexity)]
-    let mut last: Option<Rendered> = None;
-    for attempt in 0..4 {
-        cancelled()?;
-        reduction = curve_for(gain_db, &params, &mut curve);
-        let mut out: Vec<Vec<f32>> = {
+    let mut attempt = 0;
+    let (mut qc, out, reduction) = loop {
+        check_cancel(cancel)?;
+        let reduction = curve_for(gain_db, &params, &mut curve);
+        let mut out: Vec<Vec<f32>> = if d.sample_rate != rate {
+            // Gain and limiter computed piece by piece as the resampler asks: no
+            // full-length copy at the mix rate beside the output.
+            let out =
+                crate::audio::resample::resample_from(2, n, rate, d.sample_rate, |start, bufs| {
+                    for (b, x) in bufs.iter_mut().zip(src) {
+                        let k = b.len();
+                        apply_gain_curve_at(&x[start..start + k], b, &curve, block, gain_db, start);
+                    }
+                })?;
+            stage("gain, limiter and resampling");
+            out
+        } else {
             use rayon::prelude::*;
-            src.par_iter()
+            let out = src
+                .par_iter()
                 .map(|x| {
                     let mut y = vec![0f32; n];
                     apply_gain_curve(&x[..n], &mut y, &curve, block, gain_db);
                     y
                 })
-                .collect()
+                .collect();
+            stage("gain and limiter applied");
+            out
         };
-        stage("gain and limiter applied");
-        if d.sample_rate != rate {
-            out = crate::audio::resample::resample(&out, rate, d.sample_rate)?;
-            stage("resampled");
+        check_cancel(cancel)?;
+        if bits != 32 {
+            // In place: each sample becomes its integer code / 2^(bits−1), exact in
+            // f32 for 16 and 24 bits, so the meter reads exactly what the file holds.
+            let shaping = if d.noise_shaping {
+                NoiseShaping::Lipshitz5
+            } else {
+                NoiseShaping::None
+            };
+            quantize_in_place(&mut out, bits, shaping);
         }
-        cancelled()?;
-        let ints = if bits == 32 {
-            None
-        } else {
-            let (q, _clipped) = quantize_channels(&out, bits, NoiseShaping::None);
-            // Measure exactly what the file will hold.
-            let scale = 1.0 / (1u32 << (bits - 1)) as f32;
-            for (o, qi) in out.iter_mut().zip(&q) {
-                for (v, &i) in o.iter_mut().zip(qi) {
-                    *v = i as f32 * scale;
-                }
-            }
-            Some(q)
-        };
         stage("dithered");
         let qc = analyze(&out, d.sample_rate, &file_name)?;
         stage("measured");
@@ -352,10 +454,11 @@ pub fn master_deliverable_with_plot(
             _ => 0.0,
         };
         let ok = tp_over <= 0.0 && loud_err.abs() <= LOUDNESS_TOLERANCE;
-        last = Some((qc, out, ints));
         if ok || attempt == 3 {
-            break;
+            break (qc, out, reduction);
         }
+        drop(out);
+        attempt += 1;
         if tp_over > 0.0 {
             params.ceiling_db -= tp_over + 0.05;
         }
@@ -363,34 +466,33 @@ pub fn master_deliverable_with_plot(
             gain_db += loud_err;
             gain_db = search_gain(gain_db, &params, &mut curve);
         }
-    }
-    let Some((mut qc, out, ints)) = last else {
-        return Err(Error::Internal("mastering: no render".into()));
     };
-    cancelled()?;
+    check_cancel(cancel)?;
 
     // Write.
-    match (d.format, &ints) {
-        (Format::Wav, None) => {
-            let refs: Vec<&[f32]> = out.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[f32]> = out.iter().map(Vec::as_slice).collect();
+    match (d.format, bits) {
+        (Format::Wav, 32) => {
             crate::audio::encode::write_wav_f32(out_path, &refs, d.sample_rate)?;
         }
-        (Format::Wav, Some(q)) => {
-            let refs: Vec<&[i32]> = q.iter().map(Vec::as_slice).collect();
-            crate::audio::encode::write_wav_int(out_path, &refs, d.sample_rate, bits as u16)?;
+        (Format::Wav, _) => {
+            crate::audio::encode::write_wav_quantized(out_path, &refs, d.sample_rate, bits as u16)?;
         }
-        (Format::Flac, Some(q)) => {
-            let refs: Vec<&[i32]> = q.iter().map(Vec::as_slice).collect();
-            crate::audio::encode::write_flac(out_path, &refs, d.sample_rate, bits as u16)?;
+        (Format::Flac, 16 | 24) => {
+            crate::audio::encode::write_flac_quantized(
+                out_path,
+                &refs,
+                d.sample_rate,
+                bits as u16,
+            )?;
         }
-        (Format::Flac, None) => {
+        (Format::Flac, _) => {
             return Err(Error::InvalidSession(format!(
                 "deliverable \"{}\": a FLAC deliverable is 16 or 24 bits",
                 d.name
             )));
         }
     }
-    drop(ints);
     stage("written");
 
     // Report.
@@ -416,10 +518,10 @@ pub fn master_deliverable_with_plot(
     warnings.append(&mut qc.warnings);
     qc.warnings = warnings;
     qc.notes.append(&mut notes);
-    qc.backend = if chained.backend.is_empty() {
+    qc.backend = if prep.backend.is_empty() {
         "cpu".into()
     } else {
-        chained.backend.clone()
+        prep.backend.clone()
     };
     qc.limiter_gain_reduction_max_db = ceiling.map(|_| reduction);
     qc.gain_db = Some(gain_db);
@@ -428,7 +530,6 @@ pub fn master_deliverable_with_plot(
     qc.bit_depth = Some(bits);
     qc.pre_limiter_lufs = pre_lufs;
     if let Some(p) = plot_path {
-        let refs: Vec<&[f32]> = out.iter().map(Vec::as_slice).collect();
         write_plot(&qc, &refs, p)?;
     }
     Ok(qc)

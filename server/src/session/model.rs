@@ -274,4 +274,7 @@ pub struct Deliverable {
     /// Album mode: this fixed gain (dB) before the limiter instead of the search for
     /// `target_lufs` (`bounce album` sets it; session files do not).
     pub album_gain_db: Option<f64>,
+    /// TPDF dither with 5th-order noise shaping (Lipshitz's E-weighted filter), which
+    /// moves the dither noise out of the ear's most sensitive band. Default false.
+    pub noise_shaping: bool,
 }

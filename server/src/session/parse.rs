@@ -34,6 +34,7 @@ pub fn deliverable_preset(preset: &str) -> Option<Deliverable> {
         format: Format::Wav,
         variant: Variant::Main,
         album_gain_db: None,
+        noise_shaping: false,
     })
 }
 
@@ -402,6 +403,7 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
             "bit_depth",
             "format",
             "variant",
+            "noise_shaping",
         ])?;
         let name = name.ok_or_else(|| d.missing("name"))?;
         let mut del = match &preset {
@@ -421,6 +423,7 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
                 format: Format::Wav,
                 variant: Variant::Main,
                 album_gain_db: None,
+                noise_shaping: false,
             },
         };
         del.name = name;
@@ -449,6 +452,7 @@ pub(crate) fn parse_deliverables(root: &Tbl<'_>, session_rate: u32) -> Result<Ve
                 }
             };
         }
+        del.noise_shaping = d.bool_or("noise_shaping", false)?;
         if let Some(v) = d.str_opt("variant")? {
             del.variant = Variant::parse(&v).ok_or_else(|| {
                 field_err(

@@ -201,6 +201,7 @@ pub fn deliverable_to(d: &Deliverable) -> pb::Deliverable {
         variant: d.variant.as_str().to_string(),
         album_gain_db: d.album_gain_db,
         preset: String::new(),
+        noise_shaping: d.noise_shaping,
     }
 }
 
@@ -270,6 +271,7 @@ pub fn deliverable_from(
         format,
         variant,
         album_gain_db: d.album_gain_db,
+        noise_shaping: d.noise_shaping,
     })
 }
 
