@@ -95,34 +95,54 @@ fn wav_header(path: &Path, spec: hound::WavSpec, data_len: u64) -> Result<Vec<u8
     Ok(h)
 }
 
-/// Writes a WAV: header, then frames interleaved by `put` (which appends one sample's
-/// little-endian bytes), in blocks.
-fn write_wav<T: Copy>(
+/// Writes a WAV: header, then `frames` frames of `nch` channels interleaved by
+/// `put(buf, frame, channel)` (which appends that sample's little-endian bytes), in blocks.
+fn write_wav(
     path: &Path,
     spec: hound::WavSpec,
-    channels: &[&[T]],
-    put: impl Fn(&mut Vec<u8>, T),
+    frames: usize,
+    put: impl Fn(&mut Vec<u8>, usize, usize),
 ) -> Result<()> {
-    let n = channels[0].len();
+    let n = frames;
+    let nch = usize::from(spec.channels);
     let bytes = u64::from(spec.bits_per_sample / 8);
-    let header = wav_header(path, spec, n as u64 * channels.len() as u64 * bytes)?;
+    let header = wav_header(path, spec, n as u64 * nch as u64 * bytes)?;
     let file = File::create(path).map_err(|e| Error::io(path.display(), e))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);
     w.write_all(&header)
         .map_err(|e| Error::io(path.display(), e))?;
     const BLOCK: usize = 16384;
-    let mut buf = Vec::with_capacity(BLOCK * channels.len() * bytes as usize);
+    let mut buf = Vec::with_capacity(BLOCK * nch * bytes as usize);
     for start in (0..n).step_by(BLOCK) {
         buf.clear();
         for i in start..(start + BLOCK).min(n) {
-            for c in channels {
-                put(&mut buf, c[i]);
+            for c in 0..nch {
+                put(&mut buf, i, c);
             }
         }
         w.write_all(&buf)
             .map_err(|e| Error::io(path.display(), e))?;
     }
     w.flush().map_err(|e| Error::io(path.display(), e))
+}
+
+/// Writes 16- or 24-bit integer PCM.
+fn write_wav_pcm(path: &Path, pcm: Pcm, sample_rate: u32, bits: u16) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: pcm.channels() as u16,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    if bits == 16 {
+        write_wav(path, spec, pcm.frames(), |b, i, c| {
+            b.extend_from_slice(&(pcm.get(c, i) as i16).to_le_bytes())
+        })
+    } else {
+        write_wav(path, spec, pcm.frames(), |b, i, c| {
+            b.extend_from_slice(&pcm.get(c, i).to_le_bytes()[..3])
+        })
+    }
 }
 
 /// Writes a 32-bit float WAV.
@@ -134,8 +154,8 @@ pub fn write_wav_f32(path: &Path, channels: &[&[f32]], sample_rate: u32) -> Resu
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    write_wav(path, spec, channels, |b, x| {
-        b.extend_from_slice(&x.to_le_bytes())
+    write_wav(path, spec, channels[0].len(), |b, i, c| {
+        b.extend_from_slice(&channels[c][i].to_le_bytes())
     })
 }
 
@@ -144,21 +164,7 @@ pub fn write_wav_f32(path: &Path, channels: &[&[f32]], sample_rate: u32) -> Resu
 pub fn write_wav_int(path: &Path, channels: &[&[i32]], sample_rate: u32, bits: u16) -> Result<()> {
     check_bits(path, channels, bits)?;
     check_shape(path, channels, sample_rate, u64::from(bits / 8))?;
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
-    if bits == 16 {
-        write_wav(path, spec, channels, |b, x| {
-            b.extend_from_slice(&(x as i16).to_le_bytes())
-        })
-    } else {
-        write_wav(path, spec, channels, |b, x| {
-            b.extend_from_slice(&x.to_le_bytes()[..3])
-        })
-    }
+    write_wav_pcm(path, Pcm::Int(channels), sample_rate, bits)
 }
 
 /// Planar integer PCM: integers, or their codes stored in f32 as code / 2^(bits−1)
@@ -227,21 +233,7 @@ pub fn write_wav_quantized(
 ) -> Result<()> {
     let scale = check_codes(path, channels, bits)?;
     check_shape(path, channels, sample_rate, u64::from(bits / 8))?;
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
-    if bits == 16 {
-        write_wav(path, spec, channels, |b, x| {
-            b.extend_from_slice(&((x * scale) as i16).to_le_bytes())
-        })
-    } else {
-        write_wav(path, spec, channels, |b, x| {
-            b.extend_from_slice(&((x * scale) as i32).to_le_bytes()[..3])
-        })
-    }
+    write_wav_pcm(path, Pcm::Scaled(channels, scale), sample_rate, bits)
 }
 
 /// A flacenc source over planar channels: interleaves one block at a time.
