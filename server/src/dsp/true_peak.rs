@@ -200,13 +200,7 @@ pub fn envelope_range(
             };
         }
         for (a, h) in acc.iter_mut().zip(branches) {
-            let a = &mut a[..m];
-            a.iter_mut().for_each(|v| *v = 0.0);
-            for (k, &hk) in h.iter().enumerate() {
-                for (v, &xv) in a.iter_mut().zip(&padded[k..k + m]) {
-                    *v += hk * xv;
-                }
-            }
+            fir_into(h, &padded[..m + TAPS - 1], &mut a[..m]);
         }
         // Frame s−1+i: its sample is padded[i + before], its branches acc[p][i].
         let sample = |i: usize| padded[i + before].abs();
@@ -233,6 +227,29 @@ pub fn envelope_range(
         s += len;
     }
     env
+}
+
+/// `out[j] = Σ_k h[k]·x[j + k]`. Eight outputs at a time stay in registers across
+/// all taps (one load and one multiply-add per tap per eight outputs), instead of a
+/// pass over the output per tap; the fixed-size inner loops vectorise.
+fn fir_into(h: &[f32; TAPS], x: &[f32], out: &mut [f32]) {
+    const L: usize = 8;
+    let m = out.len();
+    let whole = m - m % L;
+    for (j, o) in (0..whole).step_by(L).zip(out.chunks_exact_mut(L)) {
+        let mut s = [0f32; L];
+        let xs = &x[j..j + TAPS - 1 + L];
+        for (k, &hk) in h.iter().enumerate() {
+            let w: &[f32; L] = xs[k..k + L].try_into().unwrap_or(&[0.0; L]);
+            for l in 0..L {
+                s[l] += hk * w[l];
+            }
+        }
+        o.copy_from_slice(&s);
+    }
+    for (j, o) in out.iter_mut().enumerate().skip(whole) {
+        *o = h.iter().zip(&x[j..j + TAPS]).map(|(a, b)| a * b).sum();
+    }
 }
 
 /// The true peak of one channel, linear: the refined 4× grid everywhere, and the

@@ -41,7 +41,8 @@ fn split_kernel_len(rate: u32) -> usize {
     ((rate as usize * 4096 / 48000).max(511)) | 1
 }
 
-fn check_cancel(cancel: &AtomicBool) -> Result<()> {
+/// `Err(Cancelled)` once the job is cancelled.
+pub(super) fn check_cancel(cancel: &AtomicBool) -> Result<()> {
     if cancel.load(Ordering::Relaxed) {
         Err(Error::Cancelled)
     } else {

@@ -25,8 +25,9 @@ mod plot;
 mod qc;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use chain::check_cancel;
 pub use chain::{Chained, FirFactory, apply_chain};
 pub use plot::{long_term_spectrum, write_plot};
 pub use qc::{CLIP_LEVEL, QcReport, analyze, analyze_slices, file_warnings};
@@ -304,14 +305,6 @@ pub fn prepare<'a>(
     prep.pre_lufs = estimate_loudness(&prep.kblocks, &[], 0.0, block, prep.seg);
     stage("peak envelope and K-weighted energy");
     Ok(prep)
-}
-
-fn check_cancel(cancel: &AtomicBool) -> Result<()> {
-    if cancel.load(Ordering::Relaxed) {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
-    }
 }
 
 /// Makes one deliverable from a [`Prepared`] mix: gain (searched for the target, or
