@@ -37,6 +37,18 @@ fn write_session(dir: &Path, toml: &str) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `bounce render SESSION --out OUT --server URL` against a running `bounced`.
+fn render_via(server: &Server, session: &str, out: &Path) -> std::process::Output {
+    bounce(&[
+        "render",
+        session,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--server",
+        &server.url,
+    ])
+}
+
 fn assert_ok(out: &std::process::Output, what: &str) {
     assert!(
         out.status.success(),
@@ -157,14 +169,7 @@ output = "Sub"
 
     let server = Server::start("cpu");
     let out = d.join("out");
-    let res = bounce(&[
-        "render",
-        &session,
-        "--out",
-        out.to_str().expect("utf8"),
-        "--server",
-        &server.url,
-    ]);
+    let res = render_via(&server, &session, &out);
     assert_ok(&res, "bounce render");
     let (rate, mix) = read_wav(&out.join("mix.wav"));
     assert_eq!(rate, RATE);
@@ -193,28 +198,14 @@ output = "Sub"
     let mut bad = a.clone();
     bad[100] = f32::NAN;
     write_f32_wav(&d.join("stems/a.wav"), &[bad], RATE);
-    let res = bounce(&[
-        "render",
-        &session,
-        "--out",
-        out.to_str().expect("utf8"),
-        "--server",
-        &server.url,
-    ]);
+    let res = render_via(&server, &session, &out);
     assert!(!res.status.success(), "a NaN stem must fail");
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("a.wav"), "error names the file: {err}");
     assert!(!err.contains("panicked"), "no panic: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     write_f32_wav(&d.join("stems/a.wav"), std::slice::from_ref(&a), RATE);
-    let res = bounce(&[
-        "render",
-        &session,
-        "--out",
-        out.to_str().expect("utf8"),
-        "--server",
-        &server.url,
-    ]);
+    let res = render_via(&server, &session, &out);
     assert_ok(&res, "the server still serves after a bad request");
 }
 
@@ -386,14 +377,7 @@ fn mastered_deliverables_meet_targets_by_an_independent_meter() {
     assert!(text.contains("[master]") && text.contains("name = \"cd\""));
     let server = Server::start("auto");
     let out = dir.path().join("render");
-    let res = bounce(&[
-        "render",
-        session.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--server",
-        &server.url,
-    ]);
+    let res = render_via(&server, session.to_str().expect("utf8"), &out);
     assert_ok(&res, "bounce render");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use bounce_server::dsp::dither::{NoiseShaping, quantize_channels};
+use bounce_server::dsp::dither::{NoiseShaping, quantize_in_place};
 use bounce_server::master::{MasterJob, analyze, apply_chain, master_deliverable};
 use bounce_server::session::{
     Compressor, Deliverable, Detector, Format, Master, Multiband, Variant,
@@ -377,12 +377,14 @@ fn dither_error_is_white_tpdf() {
                 + rng.random_range(-1e-5f32..1e-5)
         })
         .collect();
-    let (q, clipped) = quantize_channels(std::slice::from_ref(&x), 16, NoiseShaping::None);
+    // The deliverable path: codes written back in place as code / 2^15.
+    let mut q = vec![x.clone()];
+    let clipped = quantize_in_place(&mut q, 16, NoiseShaping::None);
     assert_eq!(clipped, 0);
     let e: Vec<f64> = q[0]
         .iter()
         .zip(&x)
-        .map(|(&q, &x)| q as f64 - x as f64 * 32768.0)
+        .map(|(&q, &x)| q as f64 * 32768.0 - x as f64 * 32768.0)
         .collect();
     let mean = e.iter().sum::<f64>() / n as f64;
     let var = e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;

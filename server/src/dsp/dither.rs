@@ -96,28 +96,6 @@ impl Quantizer {
     }
 }
 
-/// Quantises planar channels to `bits` (one [`Quantizer`] per channel, seeded by
-/// index, channels in parallel). Returns the integers and the clipped-sample count.
-pub fn quantize_channels(
-    channels: &[Vec<f32>],
-    bits: u32,
-    shaping: NoiseShaping,
-) -> (Vec<Vec<i32>>, usize) {
-    use rayon::prelude::*;
-    let res: Vec<(Vec<i32>, usize)> = channels
-        .par_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let mut q = Quantizer::new(bits, shaping, i as u64 + 1);
-            let mut out = vec![0i32; c.len()];
-            let clipped = q.quantize(c, &mut out);
-            (out, clipped)
-        })
-        .collect();
-    let clipped = res.iter().map(|r| r.1).sum();
-    (res.into_iter().map(|r| r.0).collect(), clipped)
-}
-
 /// Quantises every channel in place (in parallel; channel i's dither is seeded
 /// with i + 1): each sample becomes its integer code / 2^(bits−1), which f32 holds
 /// exactly for 16 and 24 bits. Returns how many samples were clipped to full scale.

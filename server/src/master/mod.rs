@@ -209,12 +209,6 @@ impl Prepared<'_> {
             None => self.mix,
         }
     }
-
-    /// Integrated loudness of the chain's output before any gain, LUFS (`None`:
-    /// silence, or shorter than one gating block). Album gains start from it.
-    pub fn loudness(&self) -> Option<f64> {
-        self.pre_lufs
-    }
 }
 
 /// Checks the mix, runs the `[master]` chain and the gain-independent analyses.
