@@ -155,6 +155,149 @@ fn first_frame_at(t: f64, rate: f64) -> u64 {
     n
 }
 
+/// An automation lane of any parameter on the session timeline (CONTRACT.md,
+/// "Automation of any parameter"): the value at frame n is taken at t = n / rate;
+/// linear between points in the value's own unit, or a step lane (mute: the latest
+/// point at or before t); values hold before the first and after the last point; at
+/// equal times the later point holds from that time on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lane {
+    rate: f64,
+    /// Sorted by time (stable), at least one point.
+    points: Vec<(f64, f64)>,
+    step: bool,
+}
+
+impl Lane {
+    /// A linearly interpolated lane. `points` must not be empty (validation sees to it);
+    /// an empty list reads as a constant 0.
+    pub fn linear(points: &[(f64, f64)], rate: f64) -> Self {
+        Self::build(points, rate, false)
+    }
+
+    /// A step lane: the value of the latest point at or before t.
+    pub fn steps(points: &[(f64, f64)], rate: f64) -> Self {
+        Self::build(points, rate, true)
+    }
+
+    fn build(points: &[(f64, f64)], rate: f64, step: bool) -> Self {
+        let mut pts = if points.is_empty() {
+            vec![(0.0, 0.0)]
+        } else {
+            points.to_vec()
+        };
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Lane {
+            rate,
+            points: pts,
+            step,
+        }
+    }
+
+    /// True when the lane has one value everywhere.
+    pub fn constant(&self) -> Option<f64> {
+        let v = self.points[0].1;
+        self.points.iter().all(|p| p.1 == v).then_some(v)
+    }
+
+    /// The value at timeline frame `n` (f64, directly from the definition).
+    pub fn value_at(&self, n: u64) -> f64 {
+        let t = n as f64 / self.rate;
+        let i = self.points.partition_point(|p| p.0 <= t);
+        self.value_between(i, t)
+    }
+
+    /// The value at time t, given i = the number of points at or before t.
+    #[inline]
+    fn value_between(&self, i: usize, t: f64) -> f64 {
+        let pts = &self.points;
+        if i == 0 {
+            return pts[0].1;
+        }
+        let (t0, v0) = pts[i - 1];
+        if self.step || i == pts.len() {
+            return v0;
+        }
+        let (t1, v1) = pts[i];
+        // t0 ≤ t < t1, so t1 > t0.
+        v0 + (v1 - v0) * ((t - t0) / (t1 - t0))
+    }
+
+    /// Per-sample values for frames [start, start + out.len()) (no allocation).
+    pub fn fill(&self, start: u64, out: &mut [f32]) {
+        let t = start as f64 / self.rate;
+        let mut i = self.points.partition_point(|p| p.0 <= t);
+        for (k, o) in out.iter_mut().enumerate() {
+            let t = (start + k as u64) as f64 / self.rate;
+            while i < self.points.len() && self.points[i].0 <= t {
+                i += 1;
+            }
+            *o = self.value_between(i, t) as f32;
+        }
+    }
+}
+
+/// A processor parameter: fixed, or following an automation lane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// The same value everywhere.
+    Fixed(f64),
+    /// Follows a lane.
+    Auto(Lane),
+}
+
+impl Param {
+    /// The value at timeline frame `n`.
+    #[inline]
+    pub fn at(&self, n: u64) -> f64 {
+        match self {
+            Param::Fixed(v) => *v,
+            Param::Auto(l) => l.value_at(n),
+        }
+    }
+
+    /// `Some(v)` when the value never changes.
+    pub fn fixed(&self) -> Option<f64> {
+        match self {
+            Param::Fixed(v) => Some(*v),
+            Param::Auto(l) => l.constant(),
+        }
+    }
+
+    /// Per-sample values for frames [start, start + out.len()).
+    pub fn fill(&self, start: u64, out: &mut [f32]) {
+        match self {
+            Param::Fixed(v) => out.fill(*v as f32),
+            Param::Auto(l) => l.fill(start, out),
+        }
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+
+    #[test]
+    fn lane_follows_the_contract_reading() {
+        // Linear between points, hold outside, later point wins at a step.
+        let l = Lane::linear(&[(1.0, 0.0), (2.0, 10.0), (2.0, -5.0), (3.0, -5.0)], 10.0);
+        assert_eq!(l.value_at(0), 0.0);
+        assert!((l.value_at(15) - 5.0).abs() < 1e-12);
+        assert_eq!(l.value_at(20), -5.0);
+        assert_eq!(l.value_at(100), -5.0);
+        let mut out = [0f32; 40];
+        l.fill(0, &mut out);
+        for (n, v) in out.iter().enumerate() {
+            assert_eq!(*v, l.value_at(n as u64) as f32, "frame {n}");
+        }
+        let m = Lane::steps(&[(0.0, 0.0), (1.0, 1.0), (2.5, 0.0)], 10.0);
+        assert_eq!(m.value_at(9), 0.0);
+        assert_eq!(m.value_at(10), 1.0);
+        assert_eq!(m.value_at(24), 1.0);
+        assert_eq!(m.value_at(25), 0.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

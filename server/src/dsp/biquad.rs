@@ -10,7 +10,7 @@
 
 use std::f64::consts::PI;
 
-use super::{ProcessSpec, Processor};
+use super::{ProcessCtx, ProcessSpec, Processor};
 
 /// The cookbook filter types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,7 +235,7 @@ impl Processor for EqChain {
         self.state.iter_mut().for_each(|s| *s = State::default());
     }
 
-    fn process(&mut self, block: &mut [&mut [f32]]) {
+    fn process(&mut self, block: &mut [&mut [f32]], _ctx: &ProcessCtx<'_>) {
         let nb = self.coeffs.len();
         if nb == 0 || block.is_empty() {
             return;
@@ -681,7 +681,7 @@ mod tests {
         while at < n {
             let k = block.min(n - at);
             let mut b: Vec<&mut [f32]> = chans.iter_mut().map(|c| &mut c[at..at + k]).collect();
-            eq.process(&mut b);
+            eq.process(&mut b, &ProcessCtx::default());
             at += k;
         }
     }

@@ -24,7 +24,7 @@
 //! (errors ≈ 4e-6 dB), branch-free apart from loop control.
 
 use super::fastmath::{fast_exp2, fast_log2};
-use super::{ProcessSpec, Processor};
+use super::{ProcessCtx, ProcessSpec, Processor};
 
 /// Peak detector hold window in seconds.
 pub const PEAK_HOLD_S: f64 = 0.025;
@@ -363,7 +363,7 @@ impl Processor for Compressor {
         self.gr = 0.0;
     }
 
-    fn process(&mut self, block: &mut [&mut [f32]]) {
+    fn process(&mut self, block: &mut [&mut [f32]], _ctx: &ProcessCtx<'_>) {
         if block.is_empty() || self.scratch.is_empty() {
             return;
         }
@@ -429,7 +429,7 @@ mod tests {
         while at < n {
             let k = block.min(n - at);
             let mut b: Vec<&mut [f32]> = chans.iter_mut().map(|c| &mut c[at..at + k]).collect();
-            c.process(&mut b);
+            c.process(&mut b, &ProcessCtx::default());
             at += k;
         }
         c
@@ -664,7 +664,7 @@ mod tests {
             let mut again = x.clone();
             {
                 let (a, b) = again.split_at_mut(1);
-                c.process(&mut [&mut a[0][..], &mut b[0][..]]);
+                c.process(&mut [&mut a[0][..], &mut b[0][..]], &ProcessCtx::default());
             }
             assert_eq!(first, again, "reset repeats the first run ({det:?})");
             for block in [1usize, 64, 1000] {

@@ -1,6 +1,6 @@
 //! A fixed delay line in whole samples (reverb predelay).
 
-use super::{ProcessSpec, Processor};
+use super::{ProcessCtx, ProcessSpec, Processor};
 
 /// A fixed delay of `samples` frames on every channel; the first `samples` output
 /// frames are zeros.
@@ -56,7 +56,7 @@ impl Processor for Delay {
         self.pos = 0;
     }
 
-    fn process(&mut self, block: &mut [&mut [f32]]) {
+    fn process(&mut self, block: &mut [&mut [f32]], _ctx: &ProcessCtx<'_>) {
         let d = self.samples;
         if d == 0 {
             return;
@@ -101,7 +101,7 @@ mod tests {
         while at < n {
             let k = block.min(n - at);
             let mut chans: Vec<&mut [f32]> = out.iter_mut().map(|c| &mut c[at..at + k]).collect();
-            d.process(&mut chans);
+            d.process(&mut chans, &ProcessCtx::default());
             at += k;
         }
         out
@@ -139,10 +139,10 @@ mod tests {
         })
         .unwrap();
         let mut a = x.clone();
-        d.process(&mut [&mut a[..]]);
+        d.process(&mut [&mut a[..]], &ProcessCtx::default());
         d.reset();
         let mut b = x.clone();
-        d.process(&mut [&mut b[..]]);
+        d.process(&mut [&mut b[..]], &ProcessCtx::default());
         assert_eq!(a, b);
         assert_eq!(d.latency(), 0);
     }

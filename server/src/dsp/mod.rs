@@ -19,22 +19,48 @@ pub struct ProcessSpec {
     pub channels: usize,
 }
 
+/// What a block carries besides its audio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessCtx<'a> {
+    /// Timeline frame of the block's first sample: automation lanes are read here.
+    pub start: u64,
+    /// The sidechain key for this block (planar, as long as the block), when the
+    /// processor listens to one; `None` otherwise.
+    pub key: Option<&'a [&'a [f32]]>,
+}
+
+impl ProcessCtx<'_> {
+    /// A context at timeline frame `start` with no key.
+    pub fn at(start: u64) -> Self {
+        ProcessCtx { start, key: None }
+    }
+}
+
 /// A block-processing audio processor.
 ///
 /// # For implementations
-/// `process` must not allocate, lock or do I/O; it receives `channels` planar slices
-/// of equal length ≤ `max_block`. `reset` must return the processor to the state it
-/// had right after `prepare`, so that processing again repeats the first run exactly.
+/// `process` must not allocate, lock or do I/O; it receives planar slices of equal
+/// length ≤ `max_block`, as many as [`Processor::output_channels`] says for the
+/// `spec.channels` it was prepared with. `reset` must return the processor to the
+/// state it had right after `prepare`, so that processing again repeats the first run
+/// exactly. Automated parameters are read from their lanes at `ctx.start` (gains and
+/// mixes per sample, coefficients at least every 64 samples).
 pub trait Processor: Send {
-    /// Allocates state for `spec`.
+    /// Allocates state for `spec` (`spec.channels` is the input width).
     fn prepare(&mut self, spec: &ProcessSpec) -> crate::Result<()>;
     /// Clears state (no allocation).
     fn reset(&mut self);
     /// Processes one block in place.
-    fn process(&mut self, block: &mut [&mut [f32]]);
-    /// Delay in samples that this processor adds.
+    fn process(&mut self, block: &mut [&mut [f32]], ctx: &ProcessCtx<'_>);
+    /// Delay in samples that this processor adds (the chain compensates it).
     fn latency(&self) -> usize {
         0
+    }
+    /// Channels out for `input` channels in. A processor that widens a mono strip
+    /// (ping-pong delay, stereo reverb) returns 2 for 1: the chain then hands it a
+    /// 2-channel block whose sides both carry the mono signal at −3.01 dB.
+    fn output_channels(&self, input: usize) -> usize {
+        input
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use crate::audio::decode::StemReader;
-use crate::dsp::ProcessSpec;
+use crate::dsp::{ProcessCtx, ProcessSpec};
 use crate::dsp::Processor;
 use crate::dsp::automation::GainEnvelope;
 use crate::dsp::biquad::{BandSpec, EqChain, FilterKind};
@@ -221,9 +221,9 @@ impl Strip {
                 c.iter_mut().for_each(|x| *x = -*x);
             }
         }
-        self.eq.process(chans);
+        self.eq.process(chans, &ProcessCtx::default());
         if let Some(comp) = &mut self.comp {
-            comp.process(chans);
+            comp.process(chans, &ProcessCtx::default());
         }
         // Fader and pan in one pass.
         let (pl, pr) = self.pan;
@@ -350,7 +350,7 @@ impl BusStage<'_> {
                 if let Some(r) = &mut b.reverb {
                     {
                         let [o0, o1] = &mut r.out;
-                        r.predelay.process(&mut [&mut o0[..n], &mut o1[..n]]);
+                        r.predelay.process(&mut [&mut o0[..n], &mut o1[..n]], &ProcessCtx::default());
                     }
                     for (inp, wet) in b.input.iter_mut().zip(&r.out) {
                         if r.dry {

@@ -140,7 +140,7 @@ pub fn apply_chain(
                     .for_each(|(band, comp)| {
                         let [l, r] = band;
                         let mut blk: [&mut [f32]; 2] = [&mut l[..], &mut r[..]];
-                        comp.process(&mut blk);
+                        comp.process(&mut blk, &ProcessCtx::default());
                     });
                 for ch in 0..2 {
                     let len = bands[0][ch].len() - keep_from;

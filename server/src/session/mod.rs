@@ -9,6 +9,7 @@
 //! - [`load_album_file`], [`slug`]: album files; [`load_tokens_file`]: tokens files.
 
 pub mod album;
+pub mod limits;
 pub mod model;
 pub mod parse;
 pub mod proto;
@@ -16,6 +17,7 @@ mod reader;
 pub mod tokens;
 pub mod validate;
 
+pub use limits::Limits;
 pub use album::{Album, AlbumLoudness, load_album_file, parse_album_toml, slug, song_dir};
 pub use model::*;
 pub use parse::{PRESETS, deliverable_preset, load_session_file, parse_session_toml};
