@@ -18,6 +18,7 @@ pub mod dsp;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod inserts;
 pub mod master;
 pub mod service;
 pub mod session;

@@ -62,12 +62,23 @@ pub trait Processor: Send {
     fn output_channels(&self, input: usize) -> usize {
         input
     }
+    /// An error the processor met while processing (a GPU lost mid-job), taken once;
+    /// the engine checks after every block. Processors that cannot fail keep the default.
+    fn failure(&mut self) -> Option<crate::Error> {
+        None
+    }
 }
 
 /// dB to linear amplitude.
 #[inline]
 pub fn db_to_gain(db: f64) -> f64 {
     10f64.powf(db / 20.0)
+}
+
+/// Rounds half away from zero (CONTRACT.md's `round`).
+#[inline]
+pub fn round_half_away(x: f64) -> f64 {
+    x.round()
 }
 
 /// Linear amplitude to dB (−inf for 0).

