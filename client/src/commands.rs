@@ -170,15 +170,60 @@ struct LocalStem {
 /// submit, follow.
 async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> Result<()> {
     let session = session::load_session_file(session_path).map_err(|e| anyhow!("{e}"))?;
-    let outcome = render_loaded(cli, session, out, rep).await?;
+    let doc = Document::read(session_path, None)?;
+    let outcome = render_loaded(cli, session, &doc, out, rep).await?;
     finished(&outcome, rep, cli.json);
     Ok(())
+}
+
+/// A session file as sent: its text (the server parses it with the same code) and,
+/// for album songs, the deliverables that replace its own.
+struct Document {
+    toml: String,
+    source: String,
+    replace: Option<Vec<session::Deliverable>>,
+}
+
+impl Document {
+    fn read(path: &Path, replace: Option<Vec<session::Deliverable>>) -> Result<Self> {
+        let toml = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let source = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Document {
+            toml,
+            source,
+            replace,
+        })
+    }
+
+    fn to_proto(&self, session: &Session) -> bounce_proto::v1::SessionDocument {
+        let stems = session::stems(session)
+            .into_iter()
+            .filter_map(|s| s.blake3.clone().map(|h| (s.name.clone(), h)))
+            .collect();
+        bounce_proto::v1::SessionDocument {
+            toml: self.toml.clone(),
+            source: self.source.clone(),
+            stems,
+            replace_deliverables: self.replace.is_some(),
+            deliverables: self
+                .replace
+                .iter()
+                .flatten()
+                .map(session::deliverable_to)
+                .collect(),
+        }
+    }
 }
 
 /// Renders an already loaded (and validated) session into `out`.
 async fn render_loaded(
     cli: &Cli,
     mut session: Session,
+    doc: &Document,
     out: &Path,
     rep: &Reporter,
 ) -> Result<Outcome> {
@@ -191,8 +236,9 @@ async fn render_loaded(
         let stream = conn
             .render()
             .submit(SubmitRequest {
-                session: Some(session::to_proto(&session)),
+                session: None,
                 backend: 0,
+                document: Some(doc.to_proto(&session)),
             })
             .await
             .map_err(status_error)?
@@ -226,9 +272,11 @@ async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> 
         let mut loudest: HashMap<String, f64> = HashMap::new();
         for (i, s) in songs.iter().enumerate() {
             rep.status(&format!("measuring song {} of {}", i + 1, songs.len()));
+            let doc = Document::read(&album.songs[i], Some(s.deliverables.clone()))?;
             let outcome = render_loaded(
                 cli,
                 s.clone(),
+                &doc,
                 &measure_dir.join(format!("{:02}", i + 1)),
                 rep,
             )
@@ -265,7 +313,8 @@ async fn album_cmd(cli: &Cli, album_path: &Path, out: &Path, rep: &Reporter) -> 
             album.songs.len(),
             s.name
         ));
-        let outcome = render_loaded(cli, s.clone(), &out.join(&dir_name), rep).await?;
+        let doc = Document::read(&album.songs[i], Some(s.deliverables.clone()))?;
+        let outcome = render_loaded(cli, s.clone(), &doc, &out.join(&dir_name), rep).await?;
         finished(&outcome, rep, cli.json);
         let files: Vec<String> = outcome
             .written
@@ -410,13 +459,7 @@ fn collect_warnings(v: &serde_json::Value, out: &mut Vec<String>) {
 async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     let mut by_path: HashMap<PathBuf, String> = HashMap::new();
     let mut stems: Vec<LocalStem> = Vec::new();
-    let refs = session.tracks.iter_mut().map(|t| &mut t.file).chain(
-        session
-            .buses
-            .iter_mut()
-            .filter_map(|b| b.reverb.as_mut().map(|r| &mut r.ir)),
-    );
-    for stem in refs {
+    for stem in session::stems_mut(session) {
         let path = stem
             .path
             .clone()

@@ -8,9 +8,10 @@ use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use bounce_server::dsp::convolution::CpuConvolutionBank;
-use bounce_server::engine::graph::{self, load_ir, mix_frames, render_mix};
-use bounce_server::session::{self, Session, StemRef, Variant};
+use bounce_server::dsp::convolution::{ConvolutionBank, CpuConvolutionBank};
+use bounce_server::engine::graph::{self, render_mix};
+use bounce_server::engine::strip::BLOCK;
+use bounce_server::session::{self, Limits, Session, StemRef, ValidSession, Variant};
 use rand::{Rng, SeedableRng};
 
 const RATE: u32 = 48_000;
@@ -47,28 +48,11 @@ fn resolve(s: &StemRef) -> bounce_server::Result<PathBuf> {
 }
 
 fn render(s: &Session, variant: Variant) -> [Vec<f32>; 2] {
-    let irs: Vec<_> = s
-        .buses
-        .iter()
-        .map(|b| {
-            b.reverb
-                .as_ref()
-                .map(|r| load_ir(s, &r.ir, &resolve).unwrap())
-        })
-        .collect();
-    let total = mix_frames(s, &resolve).unwrap();
-    let mut bank = CpuConvolutionBank::new(graph::BLOCK);
-    render_mix(
-        s,
-        variant,
-        &resolve,
-        &irs,
-        &mut bank,
-        total,
-        &|_, _| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap()
+    let v = ValidSession::new(s.clone(), &Limits::default()).unwrap();
+    let cancel = AtomicBool::new(false);
+    let plan = graph::plan(&v, &resolve, &cancel).unwrap();
+    let bank = || Ok(Box::new(CpuConvolutionBank::new(BLOCK)) as Box<dyn ConvolutionBank>);
+    render_mix(&v, variant, &plan, &bank, &|_, _| {}, &cancel).unwrap()
 }
 
 fn err_db(got: &[f32], want: &[f64]) -> f64 {
@@ -337,8 +321,9 @@ fn render_to(
     opts: &bounce_server::engine::RenderOptions,
     out: &Path,
 ) -> (Vec<Vec<f32>>, serde_json::Value) {
+    let v = ValidSession::new(s.clone(), &Limits::default()).unwrap();
     let o = bounce_server::engine::render_session(
-        s,
+        &v,
         &resolve,
         out,
         opts,

@@ -337,6 +337,7 @@ fn multiband_at_ratio_one_is_transparent() {
         knee_db: 0.0,
         makeup_db: 0.0,
         detector: Detector::Peak,
+        sidechain: None,
     };
     let chain = Master {
         multiband: Some(Multiband {

@@ -309,6 +309,7 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
         .submit(SubmitRequest {
             session: Some(session(&h, 999.0)),
             backend: 0,
+            document: None,
         })
         .await
         .unwrap_err();
@@ -320,6 +321,7 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
         .submit(SubmitRequest {
             session: None,
             backend: 0,
+            document: None,
         })
         .await
         .unwrap_err();
@@ -331,6 +333,7 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
         .submit(SubmitRequest {
             session: Some(session(&absent, 0.0)),
             backend: 0,
+            document: None,
         })
         .await
         .unwrap_err();
@@ -342,6 +345,7 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
         .submit(SubmitRequest {
             session: Some(session(&h, -3.0)),
             backend: 0,
+            document: None,
         })
         .await
         .unwrap()
@@ -480,6 +484,7 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
             SubmitRequest {
                 session: Some(session(&h, 0.0)),
                 backend: 0,
+                document: None,
             },
             "alpha-secret",
         ))
@@ -572,6 +577,7 @@ async fn jobs_survive_a_restart() {
         .submit(SubmitRequest {
             session: Some(session(&h, 0.0)),
             backend: 0,
+            document: None,
         })
         .await
         .unwrap()

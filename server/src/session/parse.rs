@@ -550,9 +550,10 @@ mod tests {
         assert_eq!(s.name, "");
         assert_eq!(s.source, "t.toml");
         let t = &s.tracks[0];
-        assert_eq!(t.file.path.as_deref(), Some(Path::new("base/a.wav")));
-        assert_eq!(t.file.blake3, None);
-        assert_eq!((t.gain_db, t.pan, t.offset_s), (0.0, 0.0, 0.0));
+        let f = t.file().unwrap();
+        assert_eq!(f.path.as_deref(), Some(Path::new("base/a.wav")));
+        assert_eq!(f.blake3, None);
+        assert_eq!((t.gain_db, t.pan, t.clips[0].at_s), (0.0, 0.0, 0.0));
         assert_eq!(t.output, Output::Master);
         assert!(s.master.is_none());
     }

@@ -597,18 +597,20 @@ mod tests {
     fn track(name: &str, output: Output) -> Track {
         Track {
             name: name.into(),
-            file: stem("a.wav"),
+            clips: vec![Clip::whole(stem("a.wav"), 0.0)],
+            from_file: true,
+            channels: None,
+            inserts: vec![],
+            automation: Automation::default(),
             gain_db: 0.0,
             pan: 0.0,
             mute: false,
             solo: false,
             invert: false,
-            offset_s: 0.0,
             output,
             eq: vec![],
             compressor: None,
             sends: vec![],
-            gain_automation: vec![],
             tags: vec![],
         }
     }
@@ -618,7 +620,12 @@ mod tests {
             name: name.into(),
             output,
             gain_db: 0.0,
+            pan: 0.0,
+            mute: false,
             reverb: None,
+            inserts: vec![],
+            sends: vec![],
+            automation: Automation::default(),
         }
     }
 
@@ -627,8 +634,10 @@ mod tests {
             name: String::new(),
             sample_rate: 48000,
             tail_s: 2.0,
+            tempo_bpm: None,
             tracks: vec![track("A", Output::Master)],
             buses,
+            master_bus: None,
             master: None,
             deliverables: vec![],
             source: "s.toml".into(),
