@@ -139,8 +139,10 @@ struct Stage {
 
 impl Stage {
     fn new(h: &[f64], max_in: usize) -> Result<Stage> {
-        let n = h.len();
-        let l = n.div_ceil(2);
+        // Tap vectors are zero-padded at the old end to multiples of 8, so every dot
+        // product is whole 8-lane chunks (the padding multiplies older history by 0).
+        let n = h.len().next_multiple_of(8);
+        let l = h.len().div_ceil(2).next_multiple_of(8);
         let mut even = try_zeros(l)?;
         let mut odd = try_zeros(l)?;
         for (i, &v) in h.iter().enumerate() {
@@ -156,6 +158,8 @@ impl Stage {
         for (i, &v) in h.iter().enumerate() {
             taps[n - 1 - i] = v as f32;
         }
+        // The window for output i is down_buf[2i..2i + n]: it ends on the chunk's
+        // high-rate sample 2i.
         Ok(Stage {
             up_buf: try_zeros(l - 1 + max_in)?,
             down_buf: try_zeros(n - 1 + 2 * max_in)?,
@@ -194,6 +198,7 @@ impl Stage {
             // Output i is the filter's output at the chunk's high-rate sample 2i (its
             // window ends there): the even phase, so with N odd the up and down delays
             // add up to N − 1 high-rate samples = (N−1)/2 whole low-rate samples.
+            // (N is the designed length; the padding adds nothing.)
             *o = dot(&self.taps, &self.down_buf[2 * i..2 * i + n]);
         }
         self.down_buf.copy_within(m..m + h, 0);
