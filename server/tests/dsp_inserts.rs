@@ -270,7 +270,7 @@ fn automated_feedback_follows_the_recursion() {
             false,
         ))
     };
-    let out = check_blocks_and_reset(make, &[x.clone()], None, "automated echo");
+    let out = check_blocks_and_reset(make, std::slice::from_ref(&x), None, "automated echo");
     // w[n] = x[n − D] + fb[n]·w[n − D]; out = (1 − mix[n])·x + mix[n]·w.
     let mut w = vec![0f64; n];
     let mut want = vec![0f64; n];
@@ -365,7 +365,7 @@ fn saturation_dry_and_wet_stay_aligned() {
     // mix 0: the input delayed by the latency, exactly.
     let x = noise(4, 20_000, 0.9);
     let mut p = saturation(30.0, 0.0, 0.0);
-    let out = run(&mut p, &[x.clone()], 333);
+    let out = run(&mut p, std::slice::from_ref(&x), 333);
     let lat = p.latency();
     assert!(out[0][..lat].iter().all(|v| *v == 0.0));
     assert!(
@@ -468,13 +468,13 @@ fn gate_steady_state_gains_open_and_closed() {
     // bridges the zero crossings).
     let x = sine(1000.0, 0.1, n, FS);
     let mut g = gate(Param::Fixed(-30.0), -60.0, 1.0, 10.0, 100.0);
-    let out = run(&mut g, &[x.clone()], 4096);
+    let out = run(&mut g, std::slice::from_ref(&x), 4096);
     assert!(out[0] == x, "open gate is transparent");
     // Closed: a −40 dBFS sine under a −30 dB threshold settles at range (−60 dB).
     for range in [-60.0, -80.0, -12.0] {
         let x = sine(1000.0, 0.01, n, FS);
         let mut g = gate(Param::Fixed(-30.0), range, 1.0, 10.0, 100.0);
-        let out = run(&mut g, &[x.clone()], 4096);
+        let out = run(&mut g, std::slice::from_ref(&x), 4096);
         let got = db(amplitude(&out[0], 1000.0, 24_000, 24_000, FS) / 0.01);
         assert!(
             (got - range).abs() < 0.01,
@@ -505,7 +505,7 @@ fn gate_hold_and_ramps_take_their_times() {
         .collect();
     let out = check_blocks_and_reset(
         || Box::new(gate(Param::Fixed(thr_db), range, attack, hold, release)),
-        &[x.clone()],
+        std::slice::from_ref(&x),
         None,
         "gate",
     );
@@ -577,7 +577,7 @@ fn gate_threshold_automation_is_read_every_64_frames() {
                 0.0,
             ))
         },
-        &[x.clone()],
+        std::slice::from_ref(&x),
         None,
         "gate automation",
     );
