@@ -7,10 +7,44 @@
 //! direct form I with `f64` state and coefficients: low-frequency filters (a 30 Hz
 //! high-pass at 48 kHz has poles within 0.004 of z = 1) lose accuracy in `f32`, and
 //! the mix must match references to −90 dB.
+//!
+//! **Automation** ([`EqChain::automated`]): a band's `gain_db` and `freq` may follow
+//! lanes; its coefficients are redesigned with [`design`] at every timeline frame that
+//! is a multiple of [`AUTOMATION_STEP`], from the lanes' values there (the filter
+//! state carries over). Without lanes the code path is the plain chain's.
 
 use std::f64::consts::PI;
 
+use super::automation::Lane;
 use super::{ProcessCtx, ProcessSpec, Processor};
+
+/// Frames between coefficient updates of automated bands (on timeline multiples).
+pub const AUTOMATION_STEP: u64 = 64;
+
+/// Lanes for one band of an [`EqChain`] (`None`: the band's static value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EqAutomation {
+    /// Index of the band in the chain's list (0-based).
+    pub band: usize,
+    /// Gain in dB.
+    pub gain_db: Option<Lane>,
+    /// Frequency in Hz (kept inside (0, Nyquist) when designing).
+    pub freq: Option<Lane>,
+}
+
+impl EqAutomation {
+    /// `spec` with the automated values at timeline frame `frame`.
+    pub fn spec_at(&self, spec: &BandSpec, frame: u64) -> BandSpec {
+        let mut b = *spec;
+        if let Some(l) = &self.gain_db {
+            b.gain_db = l.value_at(frame);
+        }
+        if let Some(l) = &self.freq {
+            b.freq = l.value_at(frame);
+        }
+        b
+    }
+}
 
 /// The cookbook filter types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +234,11 @@ pub struct EqChain {
     /// `state[ch * bands + band]`.
     state: Vec<State>,
     channels: usize,
+    /// Lanes of automated bands (empty: static), the prepared rate, and the
+    /// [`AUTOMATION_STEP`] cell the coefficients were last designed for.
+    auto: Vec<EqAutomation>,
+    fs: f64,
+    cell: u64,
 }
 
 impl EqChain {
@@ -210,6 +249,72 @@ impl EqChain {
             coeffs: Vec::new(),
             state: Vec::new(),
             channels: 0,
+            auto: Vec::new(),
+            fs: 0.0,
+            cell: u64::MAX,
+        }
+    }
+
+    /// A chain whose bands' gain and frequency may follow lanes; entries naming no
+    /// band of `bands`, or with no lane, are dropped.
+    pub fn automated(bands: &[BandSpec], automation: Vec<EqAutomation>) -> Self {
+        let mut c = Self::new(bands);
+        c.auto = automation
+            .into_iter()
+            .filter(|a| a.band < bands.len() && (a.gain_db.is_some() || a.freq.is_some()))
+            .collect();
+        c
+    }
+
+    /// Runs every channel over frames `r` with the current coefficients.
+    fn run_range(&mut self, block: &mut [&mut [f32]], r: std::ops::Range<usize>) {
+        let nb = self.coeffs.len();
+        let chans = block.len().min(self.channels);
+        let mut c = 0;
+        while c < chans {
+            if c + 1 < chans {
+                let (a, b) = block.split_at_mut(c + 1);
+                let (sa, sb) = self.state[c * nb..(c + 2) * nb].split_at_mut(nb);
+                run_stereo(
+                    &self.coeffs,
+                    sa,
+                    sb,
+                    &mut a[c][r.clone()],
+                    &mut b[0][r.clone()],
+                );
+                c += 2;
+            } else {
+                run_mono(
+                    &self.coeffs,
+                    &mut self.state[c * nb..(c + 1) * nb],
+                    &mut block[c][r.clone()],
+                );
+                c += 1;
+            }
+        }
+    }
+
+    /// The automated path: pieces that end on [`AUTOMATION_STEP`] frames, automated
+    /// bands redesigned at each new cell.
+    fn process_automated(&mut self, block: &mut [&mut [f32]], start: u64) {
+        let total = block.iter().map(|c| c.len()).min().unwrap_or(0);
+        let mut i = 0;
+        while i < total {
+            let frame = start + i as u64;
+            let cell = frame / AUTOMATION_STEP;
+            if cell != self.cell {
+                self.cell = cell;
+                let at = cell * AUTOMATION_STEP;
+                let nyq = self.fs / 2.0;
+                for a in &self.auto {
+                    let mut b = a.spec_at(&self.bands[a.band], at);
+                    b.freq = b.freq.clamp(1e-3, nyq * 0.9999);
+                    self.coeffs[a.band] = design(&b, self.fs);
+                }
+            }
+            let run = ((AUTOMATION_STEP - frame % AUTOMATION_STEP) as usize).min(total - i);
+            self.run_range(block, i..i + run);
+            i += run;
         }
     }
 
@@ -228,16 +333,23 @@ impl Processor for EqChain {
             .collect();
         self.channels = spec.channels;
         self.state = vec![State::default(); spec.channels * self.bands.len()];
+        self.fs = spec.sample_rate;
+        self.cell = u64::MAX;
         Ok(())
     }
 
     fn reset(&mut self) {
         self.state.iter_mut().for_each(|s| *s = State::default());
+        self.cell = u64::MAX;
     }
 
-    fn process(&mut self, block: &mut [&mut [f32]], _ctx: &ProcessCtx<'_>) {
+    fn process(&mut self, block: &mut [&mut [f32]], ctx: &ProcessCtx<'_>) {
         let nb = self.coeffs.len();
         if nb == 0 || block.is_empty() {
+            return;
+        }
+        if !self.auto.is_empty() {
+            self.process_automated(block, ctx.start);
             return;
         }
         // Channels beyond those prepared are left untouched (never a panic).

@@ -22,7 +22,16 @@
 //!
 //! The per-sample work runs in `f32` in log2 units with [`fast_log2`]/[`fast_exp2`]
 //! (errors ≈ 4e-6 dB), branch-free apart from loop control.
+//!
+//! **Sidechain**: when [`ProcessCtx::key`] is given, the detector runs on the key's
+//! channels (linked the same way: the larger channel's level; a mono key as it is)
+//! and the gain applies to the block. **Automation** ([`Compressor::automated`]):
+//! threshold, ratio and makeup follow lanes; the derived constants are recomputed at
+//! every timeline frame that is a multiple of [`AUTOMATION_STEP`] from the lanes'
+//! values there, so block sizes do not change the output. Without a key or lanes
+//! the code path and the output are those of the plain compressor.
 
+use super::automation::Lane;
 use super::fastmath::{fast_exp2, fast_log2};
 use super::{ProcessCtx, ProcessSpec, Processor};
 
@@ -85,6 +94,42 @@ pub fn static_curve_db(level_db: f64, p: &CompressorParams) -> f64 {
     out + p.makeup_db
 }
 
+/// Frames between readings of automated parameters (on timeline multiples of it).
+pub const AUTOMATION_STEP: u64 = 64;
+
+/// Lanes for the compressor's automatable parameters (`None`: the static value).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CompressorAutomation {
+    /// Threshold in dBFS.
+    pub threshold_db: Option<Lane>,
+    /// Ratio (values below 1 read as 1).
+    pub ratio: Option<Lane>,
+    /// Makeup gain in dB.
+    pub makeup_db: Option<Lane>,
+}
+
+impl CompressorAutomation {
+    /// True when no parameter is automated.
+    pub fn is_empty(&self) -> bool {
+        self.threshold_db.is_none() && self.ratio.is_none() && self.makeup_db.is_none()
+    }
+
+    /// `p` with the automated parameters replaced by their values at `frame`.
+    pub fn params_at(&self, p: &CompressorParams, frame: u64) -> CompressorParams {
+        let mut q = *p;
+        if let Some(l) = &self.threshold_db {
+            q.threshold_db = l.value_at(frame);
+        }
+        if let Some(l) = &self.ratio {
+            q.ratio = l.value_at(frame);
+        }
+        if let Some(l) = &self.makeup_db {
+            q.makeup_db = l.value_at(frame);
+        }
+        q
+    }
+}
+
 /// Coefficients derived from the parameters and the sample rate, in log2 units.
 #[derive(Clone, Copy, Debug, Default)]
 struct Derived {
@@ -129,6 +174,11 @@ pub struct Compressor {
     rms_inv_len: f64,
     /// Smoothed gain reduction, log2 units (≥ 0).
     gr: f32,
+    /// Lanes (None: static parameters), the prepared rate, and the
+    /// [`AUTOMATION_STEP`] cell the constants were last derived for.
+    auto: Option<Box<CompressorAutomation>>,
+    fs: f64,
+    cell: u64,
 }
 
 impl Compressor {
@@ -148,7 +198,20 @@ impl Compressor {
             rms_pos: 0,
             rms_inv_len: 0.0,
             gr: 0.0,
+            auto: None,
+            fs: 0.0,
+            cell: u64::MAX,
         }
+    }
+
+    /// A compressor whose threshold, ratio and makeup may follow lanes (those that are
+    /// `None` keep `p`'s value); call [`Processor::prepare`] before processing.
+    pub fn automated(p: CompressorParams, automation: CompressorAutomation) -> Self {
+        let mut c = Self::new(p);
+        if !automation.is_empty() {
+            c.auto = Some(Box::new(automation));
+        }
+        c
     }
 
     /// The parameters.
@@ -162,13 +225,13 @@ impl Compressor {
     }
 
     /// Peak path: per-frame max |x| over channels, then the held maximum.
-    fn detect_peak(&mut self, block: &[&mut [f32]], at0: usize, det: &mut [f32]) {
+    fn detect_peak<C: AsRef<[f32]>>(&mut self, block: &[C], at0: usize, det: &mut [f32]) {
         let n = det.len();
-        for (d, &x) in det.iter_mut().zip(&block[0][at0..at0 + n]) {
+        for (d, &x) in det.iter_mut().zip(&block[0].as_ref()[at0..at0 + n]) {
             *d = x.abs();
         }
         for ch in &block[1..] {
-            for (d, &x) in det.iter_mut().zip(&ch[at0..at0 + n]) {
+            for (d, &x) in det.iter_mut().zip(&ch.as_ref()[at0..at0 + n]) {
                 *d = fmax(*d, x.abs());
             }
         }
@@ -200,7 +263,7 @@ impl Compressor {
 
     /// RMS path: per channel a running mean of x² over the window; the max over
     /// channels.
-    fn detect_rms(&mut self, block: &[&mut [f32]], at0: usize, det: &mut [f32]) {
+    fn detect_rms<C: AsRef<[f32]>>(&mut self, block: &[C], at0: usize, det: &mut [f32]) {
         let n = det.len();
         let len = self.rms_ring.first().map_or(0, Vec::len);
         let inv = self.rms_inv_len;
@@ -214,8 +277,8 @@ impl Compressor {
                 let (r0, r1) = self.rms_ring.split_at_mut(1);
                 let (r0, r1) = (&mut r0[0][pos..pos + k], &mut r1[0][pos..pos + k]);
                 let (x0, x1) = (
-                    &block[0][at0 + at..at0 + at + k],
-                    &block[1][at0 + at..at0 + at + k],
+                    &block[0].as_ref()[at0 + at..at0 + at + k],
+                    &block[1].as_ref()[at0 + at..at0 + at + k],
                 );
                 let (mut s0, mut s1) = (self.rms_sum[0], self.rms_sum[1]);
                 for i in 0..k {
@@ -235,7 +298,7 @@ impl Compressor {
                 let rings = self.rms_ring.iter_mut().zip(self.rms_sum.iter_mut());
                 for ((ring, sum), ch) in rings.zip(block.iter()) {
                     let ring = &mut ring[pos..pos + k];
-                    let x = &ch[at0 + at..at0 + at + k];
+                    let x = &ch.as_ref()[at0 + at..at0 + at + k];
                     let mut s = *sum;
                     for ((dv, &xv), old) in d.iter_mut().zip(x).zip(ring) {
                         let q = xv * xv;
@@ -283,6 +346,28 @@ impl Compressor {
     }
 }
 
+impl Compressor {
+    /// [`Compressor::gains`] in pieces that end on [`AUTOMATION_STEP`] frames, the
+    /// constants re-derived from the lanes at each piece's cell start.
+    fn gains_automated(&mut self, det: &mut [f32], start: u64) {
+        let mut i = 0;
+        while i < det.len() {
+            let frame = start + i as u64;
+            let cell = frame / AUTOMATION_STEP;
+            if cell != self.cell {
+                self.cell = cell;
+                if let Some(a) = &self.auto {
+                    let p = a.params_at(&self.p, cell * AUTOMATION_STEP);
+                    self.d = derive(&p, self.fs);
+                }
+            }
+            let run = ((AUTOMATION_STEP - frame % AUTOMATION_STEP) as usize).min(det.len() - i);
+            self.gains(&mut det[i..i + run]);
+            i += run;
+        }
+    }
+}
+
 /// Runs the smoother over targets in place; returns the final state.
 #[inline(always)]
 fn smooth(v: &mut [f32], mut g: f32, a: f32, r: f32, pick: impl Fn(f32, f32) -> f32) -> f32 {
@@ -306,31 +391,37 @@ fn fmin(a: f32, b: f32) -> f32 {
     if a < b { a } else { b }
 }
 
+/// The per-sample constants for `p` at `fs` (log2 units, one-pole coefficients).
+fn derive(p: &CompressorParams, fs: f64) -> Derived {
+    let knee = p.knee_db.max(0.0) / DB_PER_LOG2;
+    // exp(−1/(τ·fs)): 0 for τ = 0 (instant), and no NaN for negative input.
+    let coef = |ms: f64| (-1.0 / (ms.max(0.0) * 1e-3 * fs)).exp() as f32;
+    Derived {
+        threshold: (p.threshold_db / DB_PER_LOG2) as f32,
+        knee: knee as f32,
+        half_knee: (knee / 2.0) as f32,
+        inv_2knee: if knee > 0.0 {
+            (1.0 / (2.0 * knee)) as f32
+        } else {
+            0.0
+        },
+        slope: (1.0 - 1.0 / p.ratio.max(1.0)) as f32,
+        makeup: (p.makeup_db / DB_PER_LOG2) as f32,
+        attack: coef(p.attack_ms),
+        release: coef(p.release_ms),
+        log_scale: match p.detector {
+            DetectorKind::Peak => 1.0,
+            DetectorKind::Rms => 0.5,
+        },
+    }
+}
+
 impl Processor for Compressor {
     fn prepare(&mut self, spec: &ProcessSpec) -> crate::Result<()> {
         let p = &self.p;
         let fs = spec.sample_rate;
-        let knee = p.knee_db.max(0.0) / DB_PER_LOG2;
-        // exp(−1/(τ·fs)): 0 for τ = 0 (instant), and no NaN for negative input.
-        let coef = |ms: f64| (-1.0 / (ms.max(0.0) * 1e-3 * fs)).exp() as f32;
-        self.d = Derived {
-            threshold: (p.threshold_db / DB_PER_LOG2) as f32,
-            knee: knee as f32,
-            half_knee: (knee / 2.0) as f32,
-            inv_2knee: if knee > 0.0 {
-                (1.0 / (2.0 * knee)) as f32
-            } else {
-                0.0
-            },
-            slope: (1.0 - 1.0 / p.ratio.max(1.0)) as f32,
-            makeup: (p.makeup_db / DB_PER_LOG2) as f32,
-            attack: coef(p.attack_ms),
-            release: coef(p.release_ms),
-            log_scale: match p.detector {
-                DetectorKind::Peak => 1.0,
-                DetectorKind::Rms => 0.5,
-            },
-        };
+        self.d = derive(p, fs);
+        self.fs = fs;
         let frames = |s: f64| ((s * fs).round().max(1.0)) as usize;
         self.scratch = vec![0.0; spec.max_block.max(1)];
         match p.detector {
@@ -341,9 +432,11 @@ impl Processor for Compressor {
             }
             DetectorKind::Rms => {
                 let len = frames(RMS_WINDOW_S);
+                // At least two rings: a stereo sidechain key on a mono strip.
+                let rings = spec.channels.max(2);
                 self.sub_max = Vec::new();
-                self.rms_ring = vec![vec![0.0; len]; spec.channels];
-                self.rms_sum = vec![0.0; spec.channels];
+                self.rms_ring = vec![vec![0.0; len]; rings];
+                self.rms_sum = vec![0.0; rings];
                 self.rms_inv_len = 1.0 / len as f64;
             }
         }
@@ -361,24 +454,44 @@ impl Processor for Compressor {
         self.rms_sum.fill(0.0);
         self.rms_pos = 0;
         self.gr = 0.0;
+        self.cell = u64::MAX;
     }
 
-    fn process(&mut self, block: &mut [&mut [f32]], _ctx: &ProcessCtx<'_>) {
+    fn process(&mut self, block: &mut [&mut [f32]], ctx: &ProcessCtx<'_>) {
         if block.is_empty() || self.scratch.is_empty() {
             return;
         }
         let total = block.iter().map(|c| c.len()).min().unwrap_or(0);
+        // A key shorter than the block (a caller's bug) is ignored rather than read
+        // out of bounds.
+        let key = ctx
+            .key
+            .filter(|k| !k.is_empty() && k.iter().all(|c| c.len() >= total));
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut at = 0;
         while at < total {
             let n = (total - at).min(scratch.len());
             let det = &mut scratch[..n];
-            match self.p.detector {
-                DetectorKind::Peak if !self.sub_max.is_empty() => self.detect_peak(block, at, det),
-                DetectorKind::Rms if !self.rms_ring.is_empty() => self.detect_rms(block, at, det),
+            match (self.p.detector, key) {
+                (DetectorKind::Peak, None) if !self.sub_max.is_empty() => {
+                    self.detect_peak(block, at, det)
+                }
+                (DetectorKind::Rms, None) if !self.rms_ring.is_empty() => {
+                    self.detect_rms(block, at, det)
+                }
+                (DetectorKind::Peak, Some(k)) if !self.sub_max.is_empty() => {
+                    self.detect_peak(k, at, det)
+                }
+                (DetectorKind::Rms, Some(k)) if !self.rms_ring.is_empty() => {
+                    self.detect_rms(k, at, det)
+                }
                 _ => det.fill(0.0),
             }
-            self.gains(det);
+            if self.auto.is_some() {
+                self.gains_automated(det, ctx.start + at as u64);
+            } else {
+                self.gains(det);
+            }
             for ch in block.iter_mut() {
                 for (x, g) in ch[at..at + n].iter_mut().zip(det.iter()) {
                     *x *= *g;
