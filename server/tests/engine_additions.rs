@@ -207,10 +207,7 @@ fn pan_mute_and_send_automation_per_sample() {
     t.automation.lanes = vec![
         lane(LaneTarget::Pan, &[(0.1, -1.0), (0.9, 1.0)]),
         lane(LaneTarget::Mute, &[(0.0, 0.0), (0.5, 1.0), (0.6, 0.0)]),
-        lane(
-            LaneTarget::Send("FX".into()),
-            &[(0.0, -30.0), (1.0, -6.0)],
-        ),
+        lane(LaneTarget::Send("FX".into()), &[(0.0, -30.0), (1.0, -6.0)]),
     ];
     t.sends = vec![Send {
         bus: "FX".into(),
@@ -243,7 +240,10 @@ fn pan_mute_and_send_automation_per_sample() {
         let th = (p + 1.0) * PI / 4.0;
         let muted = (0.5..0.6).contains(&t);
         let m = if muted { 0.0 } else { 1.0 };
-        let (l, rr) = (f64::from(x[i]) * th.cos() * m, f64::from(x[i]) * th.sin() * m);
+        let (l, rr) = (
+            f64::from(x[i]) * th.cos() * m,
+            f64::from(x[i]) * th.sin() * m,
+        );
         let send = 10f64.powf(lane_at(&[(0.0, -30.0), (1.0, -6.0)], t) / 20.0);
         wl[i] = l + l * send * bus_g * bl;
         wr[i] = rr + rr * send * bus_g * br;
@@ -333,7 +333,10 @@ fn sidechain_ducks_on_the_static_curve() {
     // Static curve: key at 0 dB → out = T + (L − T)/r = −15 dB: a gain of −15 dB.
     let got = tone_db(&mix[0], 1000.0, RATE as usize);
     let want = 20.0 * (0.5 * C).log10() - 15.0;
-    assert!((got - want).abs() < 0.5, "ducked tone {got:.2} dB, want {want:.2}");
+    assert!(
+        (got - want).abs() < 0.5,
+        "ducked tone {got:.2} dB, want {want:.2}"
+    );
 }
 
 #[test]
@@ -351,5 +354,69 @@ fn bus_compressor_static_curve() {
     let l = 20.0 * C.log10();
     let out = -12.0 + (l + 12.0) / 2.0;
     let got = tone_db(&mix[0], 500.0, RATE as usize);
-    assert!((got - out).abs() < 0.5, "bus compressor {got:.2} dB, want {out:.2}");
+    assert!(
+        (got - out).abs() < 0.5,
+        "bus compressor {got:.2} dB, want {out:.2}"
+    );
+}
+
+#[test]
+fn saturation_latency_is_compensated_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 40_000;
+    let x = noise(6, n, 0.5);
+    write_wav(&dir.path().join("x.wav"), std::slice::from_ref(&x));
+    let mut t = track("T", vec![Clip::whole(stem(dir.path(), "x.wav"), 0.1)]);
+    // mix 0: the dry path only, delayed inside by the oversampler's latency, which the
+    // strip must compensate so the track does not move against the others.
+    t.inserts = vec![Insert::Saturation(bounce_server::session::Saturation {
+        drive_db: 12.0,
+        output_db: 0.0,
+        mix: 0.0,
+    })];
+    let s = session(vec![t], vec![], 0.2);
+    let mix = render(&s);
+    let at = (0.1 * f64::from(RATE)).round() as usize;
+    let mut want = vec![0f64; mix[0].len()];
+    for (i, v) in x.iter().enumerate() {
+        want[at + i] = f64::from(*v) * C;
+    }
+    let e = err_db(&mix[0], &want);
+    assert!(e < -100.0, "saturation at mix 0 moved the track: {e:.1} dB");
+}
+
+#[test]
+fn ping_pong_delay_widens_a_mono_track() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut x = vec![0f32; 4800];
+    x[0] = 1.0;
+    write_wav(&dir.path().join("imp.wav"), &[x]);
+    let mut t = track("T", vec![Clip::whole(stem(dir.path(), "imp.wav"), 0.0)]);
+    t.inserts = vec![Insert::Delay(bounce_server::session::DelayFx {
+        time: bounce_server::session::DelayTime::Ms(10.0),
+        feedback: 0.5,
+        mix: 1.0,
+        ping_pong: true,
+    })];
+    let s = session(vec![t], vec![], 0.1);
+    let mix = render(&s);
+    let d = 480;
+    let mut wl = vec![0f64; mix[0].len()];
+    let mut wr = vec![0f64; mix[0].len()];
+    // The mono strip turns stereo at the delay (both sides at −3.01 dB); the delay's
+    // input is their mean; odd repeats left, even right; balance pan at 0 is unity.
+    for k in 1.. {
+        let at = k * d;
+        if at >= wl.len() {
+            break;
+        }
+        let a = C * 0.5f64.powi(k as i32 - 1);
+        if k % 2 == 1 {
+            wl[at] = a;
+        } else {
+            wr[at] = a;
+        }
+    }
+    let e = err_db(&mix[0], &wl).max(err_db(&mix[1], &wr));
+    assert!(e < -90.0, "ping-pong: {e:.1} dB");
 }

@@ -83,7 +83,11 @@ impl Source {
 
     /// The first timeline frame any clip plays.
     pub fn first_frame(&self) -> u64 {
-        self.clips.iter().map(|c| c.plan.at).min().unwrap_or(u64::MAX)
+        self.clips
+            .iter()
+            .map(|c| c.plan.at)
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// Writes timeline frames [start, start + n) into `out[..channels]` (zeros where no

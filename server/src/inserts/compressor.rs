@@ -3,9 +3,12 @@
 use super::{BuildCtx, InsertCheck, InsertKind};
 use crate::Result;
 use crate::dsp::Processor;
-use crate::dsp::compressor::{Compressor as Comp, CompressorParams, DetectorKind};
-use crate::session::{Compressor, Detector};
+use crate::dsp::automation::Lane;
+use crate::dsp::compressor::{
+    Compressor as Comp, CompressorAutomation, CompressorParams, DetectorKind,
+};
 use crate::session::reader::Tbl;
+use crate::session::{Compressor, Detector};
 
 /// A session compressor as the DSP's parameters (the one session→DSP mapping).
 pub fn compressor_params(c: &Compressor) -> CompressorParams {
@@ -43,9 +46,15 @@ pub fn processor(c: &Compressor, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor
     if ctx.lanes.is_empty() {
         return Ok(Box::new(Comp::new(p)));
     }
-    Err(crate::Error::Unsupported(
-        "automation of compressor inserts is not wired yet".into(),
-    ))
+    let lane = |k: &str| ctx.lane(k).map(|pts| Lane::linear(pts, ctx.rate));
+    Ok(Box::new(Comp::automated(
+        p,
+        CompressorAutomation {
+            threshold_db: lane("threshold_db"),
+            ratio: lane("ratio"),
+            makeup_db: lane("makeup_db"),
+        },
+    )))
 }
 
 impl InsertKind for Compressor {

@@ -118,7 +118,16 @@ impl InsertKind for DelayFx {
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
-        let _ = ctx;
-        Err(crate::Error::Unsupported("delay: processor not wired yet".into()))
+        use crate::dsp::echo::{Echo, EchoParams};
+        let d = self.samples(ctx.rate, ctx.tempo_bpm).ok_or_else(|| {
+            crate::Error::InvalidSession("delay: a time in beats needs session.tempo_bpm".into())
+        })?;
+        Ok(Box::new(Echo::new(EchoParams {
+            // Validated to 1 ms–10 s at the session rate.
+            delay_samples: d as usize,
+            feedback: ctx.param("feedback", self.feedback),
+            mix: ctx.param("mix", self.mix),
+            ping_pong: self.ping_pong,
+        })))
     }
 }

@@ -3,9 +3,10 @@
 use super::{BuildCtx, InsertCheck, InsertKind};
 use crate::Result;
 use crate::dsp::Processor;
-use crate::dsp::biquad::{BandSpec, EqChain, FilterKind};
-use crate::session::{EqBand, EqType};
+use crate::dsp::automation::Lane;
+use crate::dsp::biquad::{BandSpec, EqAutomation, EqChain, FilterKind};
 use crate::session::reader::Tbl;
+use crate::session::{EqBand, EqType};
 
 /// `{ kind = "eq", bands = [...] }`.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +56,13 @@ impl InsertKind for EqInsert {
         for (j, b) in self.bands.iter().enumerate() {
             ck.freq(&format!("bands[{j}].freq"), b.freq)?;
             ck.within(&format!("bands[{j}].q"), b.q, 1e-3, 100.0, "")?;
-            ck.within(&format!("bands[{j}].gain_db"), b.gain_db, -60.0, 60.0, " dB")?;
+            ck.within(
+                &format!("bands[{j}].gain_db"),
+                b.gain_db,
+                -60.0,
+                60.0,
+                " dB",
+            )?;
         }
         Ok(())
     }
@@ -76,17 +83,38 @@ impl InsertKind for EqInsert {
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
-        let bands: Vec<_> = self
-            .bands
-            .iter()
-            .map(band_spec)
-            .collect();
-        let eq = EqChain::new(&bands);
-        if !ctx.lanes.is_empty() {
-            return Err(crate::Error::Unsupported(
-                "automation of EQ insert bands is not wired yet".into(),
-            ));
+        let bands: Vec<_> = self.bands.iter().map(band_spec).collect();
+        if ctx.lanes.is_empty() {
+            return Ok(Box::new(EqChain::new(&bands)));
         }
-        Ok(Box::new(eq))
+        // One entry per automated band, its gain and frequency lanes.
+        let mut auto: Vec<EqAutomation> = Vec::new();
+        for (param, pts) in &ctx.lanes {
+            let Some((j, what)) = param
+                .strip_prefix("bands.")
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(j, w)| Some((j.parse::<usize>().ok()?, w)))
+            else {
+                continue;
+            };
+            let lane = Lane::linear(pts, ctx.rate);
+            let i = match auto.iter().position(|a| a.band == j) {
+                Some(i) => i,
+                None => {
+                    auto.push(EqAutomation {
+                        band: j,
+                        gain_db: None,
+                        freq: None,
+                    });
+                    auto.len() - 1
+                }
+            };
+            match what {
+                "gain_db" => auto[i].gain_db = Some(lane),
+                "freq" => auto[i].freq = Some(lane),
+                _ => {}
+            }
+        }
+        Ok(Box::new(EqChain::automated(&bands, auto)))
     }
 }

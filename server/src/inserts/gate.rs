@@ -54,7 +54,13 @@ impl InsertKind for Gate {
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
-        let _ = ctx;
-        Err(crate::Error::Unsupported("gate: processor not wired yet".into()))
+        use crate::dsp::gate::{Gate as G, GateParams};
+        Ok(Box::new(G::new(GateParams {
+            threshold_db: ctx.param("threshold_db", self.threshold_db),
+            range_db: self.range_db,
+            attack_ms: self.attack_ms,
+            hold_ms: self.hold_ms,
+            release_ms: self.release_ms,
+        })))
     }
 }

@@ -47,7 +47,10 @@ pub struct BuildCtx<'a> {
 impl BuildCtx<'_> {
     /// The points of the lane for `param`, if automated.
     pub fn lane(&self, param: &str) -> Option<&[(f64, f64)]> {
-        self.lanes.iter().find(|(p, _)| *p == param).map(|(_, pts)| *pts)
+        self.lanes
+            .iter()
+            .find(|(p, _)| *p == param)
+            .map(|(_, pts)| *pts)
     }
 
     /// `param` as a [`crate::dsp::automation::Param`]: its lane, else `fixed`.

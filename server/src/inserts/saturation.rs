@@ -44,9 +44,11 @@ impl InsertKind for Saturation {
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
-        let _ = ctx;
-        Err(crate::Error::Unsupported(
-            "saturation: processor not wired yet".into(),
-        ))
+        use crate::dsp::saturation::{Saturation as S, SaturationParams};
+        Ok(Box::new(S::new(SaturationParams {
+            drive_db: ctx.param("drive_db", self.drive_db),
+            output_db: ctx.param("output_db", self.output_db),
+            mix: ctx.param("mix", self.mix),
+        })))
     }
 }

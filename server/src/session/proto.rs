@@ -431,7 +431,10 @@ mod tests {
         let s = from_proto(&p).unwrap();
         assert_eq!(s.tracks[0].output, Output::Master);
         assert_eq!(s.tracks[0].eq[0].q, 0.707);
-        assert_eq!(s.tracks[0].compressor.as_ref().unwrap().detector, Detector::Peak);
+        assert_eq!(
+            s.tracks[0].compressor.as_ref().unwrap().detector,
+            Detector::Peak
+        );
         assert_eq!(s.tracks[0].clips[0].file.path, None);
         let d = &s.deliverables[0];
         assert_eq!(

@@ -119,7 +119,10 @@ pub fn validate(session: &Session) -> Result<()> {
             let (file_f, at_f) = if t.from_file {
                 (format!("{p}.file"), format!("{p}.offset_s"))
             } else {
-                (format!("{p}.clips[{j}].file"), format!("{p}.clips[{j}].at_s"))
+                (
+                    format!("{p}.clips[{j}].file"),
+                    format!("{p}.clips[{j}].at_s"),
+                )
             };
             ck.stem(&file_f, &c.file)?;
             ck.at_least(&at_f, c.at_s, 0.0, " s")?;
