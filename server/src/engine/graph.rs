@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 use crate::audio::decode::StemReader;
-use crate::dsp::{ProcessCtx, ProcessSpec};
 use crate::dsp::Processor;
 use crate::dsp::automation::GainEnvelope;
 use crate::dsp::biquad::{BandSpec, EqChain, FilterKind};
@@ -17,6 +16,7 @@ use crate::dsp::convolution::{ConvolutionBank, ImpulseResponse};
 use crate::dsp::db_to_gain;
 use crate::dsp::delay::Delay;
 use crate::dsp::pan::{balance_gains, mono_pan_gains};
+use crate::dsp::{ProcessCtx, ProcessSpec};
 use crate::session::{self, Detector, EqType, Output, Session, Track, Variant};
 use crate::{Error, Result};
 
@@ -350,7 +350,8 @@ impl BusStage<'_> {
                 if let Some(r) = &mut b.reverb {
                     {
                         let [o0, o1] = &mut r.out;
-                        r.predelay.process(&mut [&mut o0[..n], &mut o1[..n]], &ProcessCtx::default());
+                        r.predelay
+                            .process(&mut [&mut o0[..n], &mut o1[..n]], &ProcessCtx::default());
                     }
                     for (inp, wet) in b.input.iter_mut().zip(&r.out) {
                         if r.dry {

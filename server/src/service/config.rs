@@ -218,8 +218,7 @@ pub struct RetentionFile {
 impl ConfigFile {
     /// Reads and parses a config file; an error names the file (and the key).
     pub fn load(path: &Path) -> Result<ConfigFile> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
         toml::from_str(&text).map_err(|e| {
             let msg = e.message().trim().to_string();
             match e.span() {
@@ -287,8 +286,7 @@ impl ConfigFile {
                     source.display()
                 )));
             }
-            cfg.retention.max_age =
-                (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0));
+            cfg.retention.max_age = (days > 0.0).then(|| Duration::from_secs_f64(days * 86_400.0));
         }
         if let Some(b) = r.max_store_bytes {
             cfg.retention.max_store_bytes = (b > 0).then_some(b);

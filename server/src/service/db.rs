@@ -160,7 +160,10 @@ impl Db {
 
     /// Writes a new queued job, after checking in the same transaction that the
     /// project owns every stem it names. `Ok(Err(hashes))`: those are not owned.
-    pub(crate) fn insert_job(&self, job: &NewJob<'_>) -> Result<std::result::Result<(), Vec<String>>> {
+    pub(crate) fn insert_job(
+        &self,
+        job: &NewJob<'_>,
+    ) -> Result<std::result::Result<(), Vec<String>>> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| sql("jobs", e))?;
         let mut not_owned = Vec::new();
@@ -242,7 +245,10 @@ impl Db {
     /// Re-queues a job found unfinished at start (its attempts stay counted).
     pub(crate) fn requeue(&self, id: &str) -> Result<()> {
         self.lock()
-            .execute("UPDATE jobs SET state = 'queued' WHERE id = ?1", params![id])
+            .execute(
+                "UPDATE jobs SET state = 'queued' WHERE id = ?1",
+                params![id],
+            )
             .map(drop)
             .map_err(|e| sql("jobs", e))
     }
@@ -355,21 +361,26 @@ impl Db {
             .map_err(|e| sql("jobs", e))
     }
 
-    /// Which of `hashes` the project does not own (in the order given).
+    /// Which of `hashes` the project does not own (in the order given). Asked in
+    /// batches, so 100 000 hashes are a few hundred statements, not 100 000.
     pub(crate) fn not_owned(&self, project: &str, hashes: &[String]) -> Result<Vec<String>> {
+        const BATCH: usize = 500;
         let conn = self.lock();
-        let mut st = conn
-            .prepare_cached("SELECT 1 FROM owners WHERE project = ?1 AND blake3 = ?2")
-            .map_err(|e| sql("owners", e))?;
         let mut out = Vec::new();
-        for h in hashes {
-            let found = st
-                .query_row(params![project, h], |_| Ok(()))
-                .optional()
+        for chunk in hashes.chunks(BATCH) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let mut st = conn
+                .prepare_cached(&format!(
+                    "SELECT blake3 FROM owners WHERE project = ? AND blake3 IN ({marks})"
+                ))
                 .map_err(|e| sql("owners", e))?;
-            if found.is_none() {
-                out.push(h.clone());
-            }
+            let args = std::iter::once(project).chain(chunk.iter().map(String::as_str));
+            let owned: std::collections::HashSet<String> = st
+                .query_map(rusqlite::params_from_iter(args), |r| r.get(0))
+                .map_err(|e| sql("owners", e))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| sql("owners", e))?;
+            out.extend(chunk.iter().filter(|h| !owned.contains(*h)).cloned());
         }
         Ok(out)
     }
@@ -405,7 +416,11 @@ impl Db {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(|e| sql("stems", e))?;
         let have = tx
-            .query_row("SELECT 1 FROM stems WHERE blake3 = ?1", params![hash], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM stems WHERE blake3 = ?1",
+                params![hash],
+                |_| Ok(()),
+            )
             .optional()
             .map_err(|e| sql("stems", e))?
             .is_some();

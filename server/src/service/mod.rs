@@ -159,9 +159,13 @@ struct State {
 
 /// Reads a PEM file and checks it holds what its flag says, naming the file.
 fn read_pem(path: &Path, flag: &str, what: &[&str]) -> Result<Vec<u8>> {
-    let pem = std::fs::read(path).map_err(|e| Error::io(format!("{flag} {}", path.display()), e))?;
+    let pem =
+        std::fs::read(path).map_err(|e| Error::io(format!("{flag} {}", path.display()), e))?;
     let text = String::from_utf8_lossy(&pem);
-    if !what.iter().any(|w| text.contains(&format!("-----BEGIN {w}-----"))) {
+    if !what
+        .iter()
+        .any(|w| text.contains(&format!("-----BEGIN {w}-----")))
+    {
         return Err(Error::InvalidSession(format!(
             "{flag} {}: no PEM {} block in it",
             path.display(),
@@ -199,8 +203,7 @@ impl State {
             Some(path) => auth::Auth::from_file(path)?,
             None => auth::Auth::open(),
         };
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| Error::io(cfg.data_dir.display(), e))?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::io(cfg.data_dir.display(), e))?;
         let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
         let stems_dir = cfg.data_dir.join("stems");
         let tmp_dir = cfg.data_dir.join("tmp");
@@ -319,10 +322,9 @@ fn start_retention(
                 _ = stop.wait_for(|s| *s) => return,
             }
             let (j, d, p) = (jobs.clone(), stems_dir.clone(), policy.clone());
-            let r = tokio::task::spawn_blocking(move || {
-                retention::sweep(&j, &d, &p, jobs::now_ms())
-            })
-            .await;
+            let r =
+                tokio::task::spawn_blocking(move || retention::sweep(&j, &d, &p, jobs::now_ms()))
+                    .await;
             match r {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::warn!("retention sweep: {e}"),

@@ -138,7 +138,11 @@ pub(crate) fn sweep(
                     swept.bytes += size;
                 }
                 (None, None) => {
-                    tracing::warn!(total, cap, "the store is over its cap but everything in it is in use");
+                    tracing::warn!(
+                        total,
+                        cap,
+                        "the store is over its cap but everything in it is in use"
+                    );
                     break;
                 }
             }
@@ -213,7 +217,9 @@ fn remove_job(jobs: &Jobs, id: &str) -> Result<u64> {
 /// the index's lock.
 fn remove_stem(db: &Db, stems_dir: &Path, hash: &str) -> Result<()> {
     if !super::is_blake3_hex(hash) {
-        return Err(Error::Internal(format!("retention: {hash:?} is not a hash")));
+        return Err(Error::Internal(format!(
+            "retention: {hash:?} is not a hash"
+        )));
     }
     let conn = db.lock();
     conn.execute("DELETE FROM stems WHERE blake3 = ?1", params![hash])

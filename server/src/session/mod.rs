@@ -17,8 +17,8 @@ mod reader;
 pub mod tokens;
 pub mod validate;
 
-pub use limits::Limits;
 pub use album::{Album, AlbumLoudness, load_album_file, parse_album_toml, slug, song_dir};
+pub use limits::Limits;
 pub use model::*;
 pub use parse::{PRESETS, deliverable_preset, load_session_file, parse_session_toml};
 pub use proto::{deliverable_from, deliverable_to, from_proto, master_from, master_to, to_proto};

@@ -116,7 +116,9 @@ pub fn parse_tokens_with_quotas(text: &str, source: &str) -> Result<Vec<(TokenEn
                 Some(v) if !(v.is_finite() && v > 0.0 && v <= 9.0e15) => Err(Error::field(
                     source,
                     t.field(key),
-                    format_args!("{v} is not a positive number (omit the key for the server's default)"),
+                    format_args!(
+                        "{v} is not a positive number (omit the key for the server's default)"
+                    ),
                 )),
                 Some(v) if whole && v.fract() != 0.0 => Err(Error::field(
                     source,

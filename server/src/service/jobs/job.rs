@@ -294,7 +294,9 @@ impl Job {
             let stage = bounded(stage, MAX_LISTED_TEXT);
             inner.last_progress = Some((stage.clone(), fraction));
             inner.progress = fraction;
-            inner.events.push(event(Event::Progress(v1::Progress { stage, fraction })));
+            inner
+                .events
+                .push(event(Event::Progress(v1::Progress { stage, fraction })));
         }
         self.notify();
     }

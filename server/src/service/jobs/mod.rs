@@ -32,8 +32,8 @@ use crate::engine::RenderOptions;
 use crate::session::StemRef;
 use crate::{Error, Result};
 
-pub(crate) use job::{Job, JobRequest, JobState};
 pub(crate) use job::now_ms;
+pub(crate) use job::{Job, JobRequest, JobState};
 use job::{MAX_LISTED_TEXT, Stop, bounded, lock};
 pub(crate) use request::{master_parts, session_of, session_stems};
 use sched::Sched;
@@ -64,6 +64,9 @@ pub(crate) struct Jobs {
     closing: watch::Sender<bool>,
     /// Fires when a running job ends.
     ended: Notify,
+    /// The last submit time handed out: strictly increasing, so listing order
+    /// (submitted_ms, id) is submission order.
+    last_submit_ms: Mutex<u64>,
 }
 
 fn internal(e: Error) -> Status {
@@ -97,6 +100,7 @@ impl Jobs {
             draining: watch::channel(false).0,
             closing: watch::channel(false).0,
             ended: Notify::new(),
+            last_submit_ms: Mutex::new(0),
         });
         jobs.load(resume)?;
         Ok(jobs)
@@ -242,7 +246,9 @@ impl Jobs {
         for job in running {
             job.stop(Stop::Shutdown);
             match self.db.checkpoint(&job.id) {
-                Ok(()) => tracing::info!(job = %job.id, "stopped by shutdown; queued for the next start"),
+                Ok(()) => {
+                    tracing::info!(job = %job.id, "stopped by shutdown; queued for the next start")
+                }
                 Err(e) => tracing::error!(job = %job.id, "cannot checkpoint: {e}"),
             }
             let mut inner = lock(&job.inner);
@@ -294,7 +300,11 @@ impl Jobs {
                 self.service_limits.max_queued_total
             )));
         }
-        let submitted_unix_ms = now_ms();
+        let submitted_unix_ms = {
+            let mut last = lock(&self.last_submit_ms);
+            *last = now_ms().max(*last + 1);
+            *last
+        };
         let id = format!(
             "{:010x}{:06x}",
             submitted_unix_ms & 0xff_ffff_ffff,

@@ -104,4 +104,3 @@ pub(crate) fn master_parts(
     }
     Ok((input, s.master, deliverable))
 }
-

@@ -30,6 +30,10 @@ impl Jobs {
         tokio::spawn(async move {
             let (j, js) = (job.clone(), jobs.clone());
             let task = tokio::task::spawn_blocking(move || {
+                // Cancelled or checkpointed between the pick and here: not an attempt.
+                if j.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
                 let attempts = js.db.mark_running(&j.id)?;
                 lock(&j.inner).attempts = attempts;
                 let result = std::panic::catch_unwind(AssertUnwindSafe(|| js.run_engine(&j)))
@@ -75,10 +79,13 @@ impl Jobs {
         }
         let outcome = match (stop, result) {
             (Some(Stop::Cancel), _) => {
-                // Marked cancelled (and written) when the cancel came in.
+                // Marked cancelled when the cancel came in; written again in case
+                // the engine's start raced it.
                 remove_outputs(&out_dir);
-                tracing::info!(job = %job.id, "job stopped after its cancel");
-                None
+                Some((
+                    JobState::Cancelled,
+                    Some(("cancelled".to_string(), "CANCELLED".to_string())),
+                ))
             }
             (Some(Stop::Timeout(secs)), r) if r.is_err() => {
                 remove_outputs(&out_dir);

@@ -72,7 +72,10 @@ impl Sched {
             if limit_of(&project).is_some_and(|l| running >= l) {
                 continue;
             }
-            let job = self.queues.get_mut(&project).and_then(VecDeque::pop_front)?;
+            let job = self
+                .queues
+                .get_mut(&project)
+                .and_then(VecDeque::pop_front)?;
             self.queued -= 1;
             self.running += 1;
             *self.running_by.entry(project).or_default() += 1;

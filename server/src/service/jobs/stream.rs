@@ -151,4 +151,3 @@ async fn send_files(
     }
     true
 }
-
