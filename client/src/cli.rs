@@ -101,6 +101,15 @@ pub enum Command {
         /// Job id.
         job: String,
     },
-    /// List the project's jobs.
-    Jobs,
+    /// List the project's jobs (every page).
+    Jobs {
+        /// Jobs asked for per page (0: the server's default).
+        #[arg(long, default_value_t = 0)]
+        page_size: u32,
+    },
+    /// Delete a finished job and its renders from the server.
+    Delete {
+        /// Job id.
+        job: String,
+    },
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bounce_proto::v1::{
-    AttachRequest, CancelRequest, ListJobsRequest, MasterRequest, MissingRequest, Stem,
-    SubmitRequest, UploadChunk, UploadHeader,
+    AttachRequest, CancelRequest, DeleteRequest, JobInfo, ListJobsRequest, MasterRequest,
+    MissingRequest, Stem, SubmitRequest, UploadChunk, UploadHeader,
 };
 use bounce_server::session::{self, Session};
 use serde_json::json;
@@ -112,11 +112,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Jobs => {
+        Command::Jobs { page_size } => {
             let conn = connect(&cli).await?;
-            let result = conn.render().list_jobs(ListJobsRequest {}).await;
+            let result = list_all_jobs(&conn, *page_size).await;
             conn.close(None).await?;
-            let jobs = result.map_err(status_error)?.into_inner().jobs;
+            let jobs = result?;
             if cli.json {
                 let list: Vec<serde_json::Value> = jobs
                     .iter()
@@ -128,6 +128,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                             "session": j.session_name,
                             "progress": j.progress,
                             "submitted_unix_ms": j.submitted_unix_ms,
+                            "attempts": j.attempts,
                         })
                     })
                     .collect();
@@ -152,6 +153,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Delete { job } => delete_job(&cli, job).await,
     }
 }
 
@@ -645,4 +647,54 @@ fn print_table(v: &serde_json::Value) {
             }
         }
     }
+}
+
+/// Every job of the project, page after page (a server bounds each page).
+async fn list_all_jobs(conn: &Conn, page_size: u32) -> Result<Vec<JobInfo>> {
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    // A bound on pages, so a server that keeps answering with tokens cannot keep
+    // the client looping.
+    for _ in 0..100_000 {
+        let page = conn
+            .render()
+            .list_jobs(ListJobsRequest {
+                page_size,
+                page_token: page_token.clone(),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        jobs.extend(page.jobs);
+        if page.next_page_token.is_empty() || page.next_page_token == page_token {
+            return Ok(jobs);
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(jobs)
+}
+
+/// `bounce delete JOB`.
+async fn delete_job(cli: &Cli, job: &str) -> Result<()> {
+    let conn = connect(cli).await?;
+    let result = conn
+        .render()
+        .delete(DeleteRequest {
+            job_id: job.to_string(),
+        })
+        .await;
+    conn.close(None).await?;
+    let r = result.map_err(status_error)?.into_inner();
+    if cli.json {
+        println!(
+            "{}",
+            json!({"id": job, "deleted": r.deleted, "state": r.state, "bytes_freed": r.bytes_freed})
+        );
+    } else {
+        println!(
+            "job {job}: deleted ({}, {} bytes freed)",
+            r.state, r.bytes_freed
+        );
+    }
+    Ok(())
 }

@@ -42,7 +42,9 @@ pub struct Conn {
 
 struct Embedded {
     handle: ServerHandle,
-    data_dir: PathBuf,
+    /// A private folder used because the shared cache was held by another run:
+    /// removed when this run ends.
+    scratch: Option<PathBuf>,
 }
 
 impl Conn {
@@ -55,6 +57,14 @@ impl Conn {
             ),
             None => None,
         };
+        if token.is_some()
+            && let Some(url) = server
+            && let Some(host) = plain_remote_host(url)
+        {
+            eprintln!(
+                "warning: sending the token over plain http to {host}: anyone on the network path can read it; use https://"
+            );
+        }
         let token = TokenInterceptor(token);
         match server {
             Some(url) => {
@@ -67,7 +77,13 @@ impl Conn {
                 })
             }
             None => {
-                let data_dir = cache_dir();
+                let shared = cache_dir();
+                // One server per data dir: when another embedded run holds the
+                // cache, this one uses a private folder of its own.
+                let scratch = service::data_dir_in_use(&shared).then(|| {
+                    shared.join(format!("run-{}-{:x}", std::process::id(), rand_suffix()))
+                });
+                let data_dir = scratch.clone().unwrap_or(shared);
                 let mut cfg = ServerConfig::new(([127, 0, 0, 1], 0).into(), data_dir.clone());
                 cfg.backend = match backend {
                     Backend::Auto => BackendChoice::Auto,
@@ -76,6 +92,8 @@ impl Conn {
                 };
                 // One run, one job: old unfinished jobs in the cache are not ours to run.
                 cfg.resume_jobs = false;
+                // Nothing runs when it stops (the one job was delivered).
+                cfg.shutdown_grace = std::time::Duration::from_secs(1);
                 let (addr, handle) = service::spawn(cfg)
                     .await
                     .map_err(|e| anyhow!("embedded server ({}): {e}", data_dir.display()))?;
@@ -84,7 +102,7 @@ impl Conn {
                 Ok(Conn {
                     channel,
                     token,
-                    embedded: Some(Embedded { handle, data_dir }),
+                    embedded: Some(Embedded { handle, scratch }),
                     url,
                 })
             }
@@ -110,21 +128,54 @@ impl Conn {
     /// Stops an embedded server; `forget_job` removes that job's folder from the
     /// cache (its files were delivered).
     pub async fn close(self, forget_job: Option<&str>) -> Result<()> {
+        if self.embedded.is_some() {
+            if let Some(id) = forget_job.filter(|id| !id.is_empty()) {
+                // Through the server, so its index forgets the job with its files.
+                let _ = self
+                    .render()
+                    .delete(bounce_proto::v1::DeleteRequest {
+                        job_id: id.to_string(),
+                    })
+                    .await;
+            }
+        }
         if let Some(e) = self.embedded {
             drop(self.channel);
             e.handle
                 .shutdown()
                 .await
                 .map_err(|e| anyhow!("embedded server: {e}"))?;
-            if let Some(id) = forget_job
-                && !id.is_empty()
-                && !id.contains(['/', '\\', '.'])
-            {
-                let _ = std::fs::remove_dir_all(e.data_dir.join("jobs").join(id));
+            if let Some(dir) = e.scratch {
+                let _ = std::fs::remove_dir_all(dir);
             }
         }
         Ok(())
     }
+}
+
+/// The host of an `http://` URL when it is not a loopback address (None for
+/// https, loopback, or what is not a URL).
+pub fn plain_remote_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!host.is_empty() && !loopback).then(|| host.to_string())
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// `$XDG_CACHE_HOME/bounce`, else `~/.cache/bounce`, else a folder in the temp dir.

@@ -41,7 +41,11 @@ fn main() {
     } else {
         bounce_server::gpu::GpuContext::new_blocking().ok()
     };
-    let opts = RenderOptions { backend, gpu };
+    let opts = RenderOptions {
+        backend,
+        gpu,
+        ..Default::default()
+    };
     let session = session::load_session_file(&session_path).expect("session");
     let resolve = |s: &session::StemRef| -> bounce_server::Result<PathBuf> {
         Ok(s.path.clone().expect("path"))

@@ -365,11 +365,13 @@ fn gpu_and_cpu_backends_agree_and_a_lost_device_falls_back() {
     let cpu_opts = RenderOptions {
         backend: BackendChoice::Cpu,
         gpu: None,
+        ..Default::default()
     };
     let (cpu, _) = render_to(&s, &cpu_opts, &dir.path().join("cpu"));
     let gpu_opts = RenderOptions {
         backend: BackendChoice::Gpu,
         gpu: Some(ctx),
+        ..Default::default()
     };
     let (gpu, report) = render_to(&s, &gpu_opts, &dir.path().join("gpu"));
     assert!(
@@ -387,6 +389,7 @@ fn gpu_and_cpu_backends_agree_and_a_lost_device_falls_back() {
     let opts = RenderOptions {
         backend: BackendChoice::Gpu,
         gpu: Some(lossy),
+        ..Default::default()
     };
     let (fallback, report) = render_to(&s, &opts, &dir.path().join("lost"));
     assert_eq!(report["backend"]["gpu_fallbacks"], 1, "{report}");

@@ -368,7 +368,7 @@ async fn invalid_session_names_the_field_then_a_valid_one_is_accepted() {
     assert!(ended, "the job's stream ended without done or error");
 
     let jobs = render
-        .list_jobs(ListJobsRequest {})
+        .list_jobs(ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -456,7 +456,7 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     let err = render
-        .list_jobs(with_token(ListJobsRequest {}, "wrong"))
+        .list_jobs(with_token(ListJobsRequest::default(), "wrong"))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -499,7 +499,7 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
 
     // Beta sees nothing of it.
     let jobs = render
-        .list_jobs(with_token(ListJobsRequest {}, "beta-secret"))
+        .list_jobs(with_token(ListJobsRequest::default(), "beta-secret"))
         .await
         .unwrap()
         .into_inner()
@@ -528,7 +528,7 @@ async fn tokens_gate_every_call_and_projects_do_not_see_each_other() {
 
     // Alpha does.
     let jobs = render
-        .list_jobs(with_token(ListJobsRequest {}, "alpha-secret"))
+        .list_jobs(with_token(ListJobsRequest::default(), "alpha-secret"))
         .await
         .unwrap()
         .into_inner()
@@ -596,7 +596,7 @@ async fn jobs_survive_a_restart() {
     let s2 = start_in(s.dir, None).await;
     let mut render = RenderClient::new(channel(&s2).await);
     let jobs = render
-        .list_jobs(ListJobsRequest {})
+        .list_jobs(ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner()

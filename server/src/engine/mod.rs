@@ -42,6 +42,8 @@ pub struct RenderOptions {
     pub backend: BackendChoice,
     /// The server's GPU context, when it has one.
     pub gpu: Option<Arc<GpuContext>>,
+    /// The per-job limits the server was configured with.
+    pub limits: crate::session::Limits,
 }
 
 /// Finds a stem's bytes on disk (the service maps hashes to its store; tests map paths).

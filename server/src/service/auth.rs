@@ -16,8 +16,36 @@ pub(crate) const OPEN_PROJECT: &str = "default";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Project(pub String);
 
-/// A project's limits: (running jobs at once, queued jobs waiting).
-pub(crate) type Limits = (Option<usize>, Option<usize>);
+/// A project's limits from its tokens (None: the server's default).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Limits {
+    pub(crate) max_running: Option<usize>,
+    pub(crate) max_queued: Option<usize>,
+    pub(crate) max_upload_bytes: Option<u64>,
+    pub(crate) max_stored_bytes: Option<u64>,
+    pub(crate) max_job_seconds: Option<f64>,
+    pub(crate) max_mix_seconds: Option<f64>,
+}
+
+impl Limits {
+    /// Two tokens of one project: the looser limit wins (a missing one is looser).
+    fn merge(&self, o: &Limits) -> Limits {
+        fn l<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(if a > b { a } else { b }),
+                _ => None,
+            }
+        }
+        Limits {
+            max_running: l(self.max_running, o.max_running),
+            max_queued: l(self.max_queued, o.max_queued),
+            max_upload_bytes: l(self.max_upload_bytes, o.max_upload_bytes),
+            max_stored_bytes: l(self.max_stored_bytes, o.max_stored_bytes),
+            max_job_seconds: l(self.max_job_seconds, o.max_job_seconds),
+            max_mix_seconds: l(self.max_mix_seconds, o.max_mix_seconds),
+        }
+    }
+}
 
 /// Lower-case hex SHA-256 of a token's UTF-8 bytes, as the tokens file holds it.
 pub fn hash_token(token: &str) -> String {
@@ -39,13 +67,17 @@ impl Auth {
 
     /// Reads a tokens file (CONTRACT.md).
     pub(crate) fn from_file(path: &Path) -> Result<Self> {
-        let entries = crate::session::load_tokens_file(path)?;
+        let entries = crate::session::tokens::load_tokens_with_quotas(path)?;
         let mut map = HashMap::new();
-        for e in entries {
-            let limits = (
-                e.max_running_jobs.map(|v| v as usize),
-                e.max_queued_jobs.map(|v| v as usize),
-            );
+        for (e, q) in entries {
+            let limits = Limits {
+                max_running: e.max_running_jobs.map(|v| v as usize),
+                max_queued: e.max_queued_jobs.map(|v| v as usize),
+                max_upload_bytes: q.max_upload_bytes,
+                max_stored_bytes: q.max_stored_bytes,
+                max_job_seconds: q.max_job_seconds,
+                max_mix_seconds: q.max_mix_seconds,
+            };
             map.insert(e.sha256.to_ascii_lowercase(), (e.project.clone(), limits));
         }
         Ok(Auth {
@@ -62,8 +94,8 @@ impl Auth {
                 for (project, limits) in map.values() {
                     // Two tokens of one project: the looser limit wins.
                     let merged = match out.get(project) {
-                        Some(old) => (looser(old.0, limits.0), looser(old.1, limits.1)),
-                        None => *limits,
+                        Some(old) => old.merge(limits),
+                        None => limits.clone(),
                     };
                     out.insert(project.clone(), merged);
                 }
@@ -92,13 +124,6 @@ impl Auth {
             Some((project, _)) => Ok(Project(project.clone())),
             None => Err(Status::unauthenticated("unknown token")),
         }
-    }
-}
-
-fn looser(a: Option<usize>, b: Option<usize>) -> Option<usize> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        _ => None,
     }
 }
 

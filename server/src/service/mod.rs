@@ -1,81 +1,60 @@
 //! The gRPC service: stem store, job queue, render service, auth.
 //!
 //! # Brief overview
-//! - [`ServerConfig`] says where to listen, where the store lives and how to render.
+//! - [`ServerConfig`] says where to listen, where the store lives, how to render,
+//!   what to bound and how long to keep things.
 //! - [`serve`] runs a server until a shutdown future resolves (`bounced` uses it);
 //!   [`spawn`] binds (port 0 allowed), returns the real address and serves in a task
 //!   (the client's embedded mode and the tests use it), stopped by its
 //!   [`ServerHandle`].
 //! - Services: `bounce.v1.StemStore` (content-addressed stems, BLAKE3 verified on
-//!   arrival), `bounce.v1.Render` (a queue of jobs rendered by the engine, events
-//!   streamed back), gRPC health and reflection.
+//!   arrival, owned per project), `bounce.v1.Render` (a queue of jobs rendered by
+//!   the engine, events streamed back), gRPC health and reflection (v1 and v1alpha).
 //!
-//! The store on disk: `data_dir/stems/<blake3>` (complete, verified stems only),
-//! `data_dir/tmp/` (uploads in flight), `data_dir/jobs/<id>/job.json` (the job's
-//! state and its encoded request) and `data_dir/jobs/<id>/out/` (the renders).
+//! The store on disk: `data_dir/lock` (one server per folder), `data_dir/bounce.db`
+//! (the job index and stem ownership, SQLite), `data_dir/stems/<blake3>` (complete,
+//! verified stems only), `data_dir/tmp/` (uploads in flight) and
+//! `data_dir/jobs/<id>/out/` (the renders).
+//!
+//! Shutdown: health turns NOT_SERVING and nothing new is accepted; running jobs get
+//! `shutdown_grace` to finish, then are stopped and written back as queued;
+//! uploads still in flight are cut; then the server stops.
 
 mod auth;
+mod config;
+mod db;
 mod jobs;
+mod lock;
 mod render;
+mod retention;
 mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bounce_proto::v1::render_server::RenderServer;
 use bounce_proto::v1::stem_store_server::StemStoreServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic::{Code, Status};
+use tonic_health::ServingStatus;
 
 use crate::engine::{BackendChoice, RenderOptions};
+use crate::session::Limits;
 use crate::{Error, Result};
 
 pub use auth::hash_token;
-
-/// The largest stem the store accepts, in bytes.
-pub const MAX_STEM_BYTES: u64 = 4 << 30;
-
-/// How a server runs.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Address to listen on (port 0: any free port, see [`spawn`]).
-    pub listen: SocketAddr,
-    /// Root of the store: stems, jobs and their renders.
-    pub data_dir: PathBuf,
-    /// Backend for the spectral work; the GPU context is made once, at start.
-    pub backend: BackendChoice,
-    /// The tokens file (CONTRACT.md); `None`: open, one project "default".
-    pub tokens: Option<PathBuf>,
-    /// TLS certificate and key (PEM files).
-    pub tls: Option<(PathBuf, PathBuf)>,
-    /// Jobs rendering at once (at least 1; the engine already uses every core).
-    pub max_concurrent_jobs: usize,
-    /// Re-queue the jobs a previous run left queued or running (a shared server
-    /// wants this; the client's one-run embedded server does not, and marks them
-    /// failed instead).
-    pub resume_jobs: bool,
-}
-
-impl ServerConfig {
-    /// A config with the defaults: auto backend, open, no TLS, one job at a time,
-    /// unfinished jobs resumed.
-    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
-        ServerConfig {
-            listen,
-            data_dir: data_dir.into(),
-            backend: BackendChoice::Auto,
-            tokens: None,
-            tls: None,
-            max_concurrent_jobs: 1,
-            resume_jobs: true,
-        }
-    }
-}
+pub use config::{
+    ConfigFile, LimitsFile, MAX_STEM_BYTES, Retention, RetentionFile, ServerConfig, ServiceLimits,
+    grace,
+};
+pub use lock::data_dir_in_use;
 
 /// A running server started by [`spawn`]. Dropping it asks the server to stop;
 /// [`ServerHandle::shutdown`] also waits until it has.
@@ -100,8 +79,8 @@ impl ServerHandle {
         }
     }
 
-    /// Stops the server (open streams end, running jobs are interrupted and stay
-    /// "running" on disk so a later start resumes them) and waits for it.
+    /// Stops the server as a SIGTERM would (running jobs get the grace period, then
+    /// are queued again for the next start) and waits for it.
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -125,19 +104,23 @@ impl Drop for ServerHandle {
 
 /// Serves on `cfg.listen` until `shutdown` resolves.
 pub async fn serve(cfg: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    cfg.check()?;
     let listener = bind(cfg.listen).await?;
     let state = State::build(&cfg).await?;
     run(listener, state, shutdown).await
 }
 
 /// Binds `cfg.listen` (port 0 allowed), then serves in a task. Returns the address
-/// actually bound and the handle that stops the server.
+/// actually bound and the handle that stops the server. Every check that can fail
+/// (the listen address, the data dir's lock, TLS files, the tokens file, the index)
+/// is done before this returns.
 pub async fn spawn(cfg: ServerConfig) -> Result<(SocketAddr, ServerHandle)> {
+    cfg.check()?;
+    let state = State::build(&cfg).await?;
     let listener = bind(cfg.listen).await?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io(cfg.listen, e))?;
-    let state = State::build(&cfg).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         run(listener, state, async {
@@ -162,19 +145,57 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// What the services share.
 struct State {
+    _lock: lock::DataDirLock,
     tls: Option<ServerTlsConfig>,
     auth: auth::Auth,
     jobs: Arc<jobs::Jobs>,
     store: store::StemStoreService,
+    retention: Retention,
+    stems_dir: std::path::PathBuf,
+    grace: Duration,
+    draining: watch::Sender<bool>,
+    cut: watch::Sender<bool>,
+}
+
+/// Reads a PEM file and checks it holds what its flag says, naming the file.
+fn read_pem(path: &Path, flag: &str, what: &[&str]) -> Result<Vec<u8>> {
+    let pem =
+        std::fs::read(path).map_err(|e| Error::io(format!("{flag} {}", path.display()), e))?;
+    let text = String::from_utf8_lossy(&pem);
+    if !what
+        .iter()
+        .any(|w| text.contains(&format!("-----BEGIN {w}-----")))
+    {
+        return Err(Error::InvalidSession(format!(
+            "{flag} {}: no PEM {} block in it",
+            path.display(),
+            what.join(" or ")
+        )));
+    }
+    Ok(pem)
 }
 
 impl State {
     async fn build(cfg: &ServerConfig) -> Result<State> {
         let tls = match &cfg.tls {
             Some((cert, key)) => {
-                let cert_pem = std::fs::read(cert).map_err(|e| Error::io(cert.display(), e))?;
-                let key_pem = std::fs::read(key).map_err(|e| Error::io(key.display(), e))?;
-                Some(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)))
+                let cert_pem = read_pem(cert, "--tls-cert", &["CERTIFICATE"])?;
+                let key_pem = read_pem(
+                    key,
+                    "--tls-key",
+                    &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
+                )?;
+                let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem));
+                // Builds the TLS acceptor now, so a key that does not fit the
+                // certificate is reported before the server says it is listening.
+                Server::builder().tls_config(tls.clone()).map_err(|e| {
+                    Error::InvalidSession(format!(
+                        "--tls-cert {} / --tls-key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+                Some(tls)
             }
             None => None,
         };
@@ -182,43 +203,79 @@ impl State {
             Some(path) => auth::Auth::from_file(path)?,
             None => auth::Auth::open(),
         };
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| Error::io(cfg.data_dir.display(), e))?;
+        let lock = lock::DataDirLock::acquire(&cfg.data_dir)?;
         let stems_dir = cfg.data_dir.join("stems");
         let tmp_dir = cfg.data_dir.join("tmp");
         let jobs_dir = cfg.data_dir.join("jobs");
         for dir in [&stems_dir, &tmp_dir, &jobs_dir] {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
         }
-        // Uploads that were in flight when a previous run stopped are garbage.
+        // Uploads that were in flight when a previous run stopped are garbage (the
+        // lock says no other server is writing here).
         if let Ok(entries) = std::fs::read_dir(&tmp_dir) {
             for entry in entries.flatten() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        let opts = render_options(cfg.backend).await?;
+        let db_path = cfg.data_dir.join("bounce.db");
+        let db = {
+            let (p, s) = (db_path.clone(), stems_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let db = db::Db::open(&p)?;
+                retention::reconcile(&db, &s)?;
+                Ok::<_, Error>(db)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("index: {e}")))??
+        };
+        let mut opts = render_options(cfg.backend).await?;
+        opts.limits = cfg.limits.clone();
         let jobs = jobs::Jobs::open(
             jobs_dir,
             stems_dir.clone(),
+            Arc::new(db),
             opts,
             cfg.max_concurrent_jobs.max(1),
             auth.limits(),
+            cfg.service_limits.clone(),
             cfg.resume_jobs,
         )?;
         jobs.start_dispatcher();
-        let store = store::StemStoreService::new(stems_dir, tmp_dir);
+        let draining = watch::channel(false).0;
+        let cut = watch::channel(false).0;
+        let store = store::StemStoreService::new(
+            stems_dir.clone(),
+            tmp_dir,
+            jobs.clone(),
+            draining.subscribe(),
+            cut.subscribe(),
+        );
         Ok(State {
+            _lock: lock,
             tls,
             auth,
             jobs,
             store,
+            retention: cfg.retention.clone(),
+            stems_dir,
+            grace: cfg.shutdown_grace,
+            draining,
+            cut,
         })
     }
 }
 
 /// Makes the GPU context once, as `backend` asks.
 async fn render_options(backend: BackendChoice) -> Result<RenderOptions> {
+    let plain = |backend, gpu| RenderOptions {
+        backend,
+        gpu,
+        limits: Limits::default(),
+    };
     if backend == BackendChoice::Cpu {
         tracing::info!("backend: cpu");
-        return Ok(RenderOptions { backend, gpu: None });
+        return Ok(plain(backend, None));
     }
     let ctx = tokio::task::spawn_blocking(crate::gpu::GpuContext::new_blocking)
         .await
@@ -226,30 +283,56 @@ async fn render_options(backend: BackendChoice) -> Result<RenderOptions> {
     match (backend, ctx) {
         (BackendChoice::Gpu, Ok(ctx)) => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: gpu");
-            Ok(RenderOptions {
-                backend,
-                gpu: Some(ctx),
-            })
+            Ok(plain(backend, Some(ctx)))
         }
         (BackendChoice::Gpu, Err(e)) => Err(Error::Gpu(format!(
             "--backend gpu: no GPU adapter could be opened: {e}"
         ))),
         (_, Ok(ctx)) if ctx.is_hardware() => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: auto, hardware gpu");
-            Ok(RenderOptions {
-                backend,
-                gpu: Some(ctx),
-            })
+            Ok(plain(backend, Some(ctx)))
         }
         (_, Ok(ctx)) => {
             tracing::info!(adapter = %ctx.adapter_name(), "backend: auto, software adapter only: cpu");
-            Ok(RenderOptions { backend, gpu: None })
+            Ok(plain(backend, None))
         }
         (_, Err(e)) => {
             tracing::info!("backend: auto, no gpu ({e}): cpu");
-            Ok(RenderOptions { backend, gpu: None })
+            Ok(plain(backend, None))
         }
     }
+}
+
+/// Runs retention sweeps every `interval`, the first shortly after start (never
+/// delaying it), until `stop` is set.
+fn start_retention(
+    jobs: Arc<jobs::Jobs>,
+    stems_dir: std::path::PathBuf,
+    policy: Retention,
+    mut stop: watch::Receiver<bool>,
+) {
+    if policy.max_age.is_none() && policy.max_store_bytes.is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut delay = Duration::from_millis(500).min(policy.interval);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let (j, d, p) = (jobs.clone(), stems_dir.clone(), policy.clone());
+            let r =
+                tokio::task::spawn_blocking(move || retention::sweep(&j, &d, &p, jobs::now_ms()))
+                    .await;
+            match r {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("retention sweep: {e}"),
+                Err(e) => tracing::warn!("retention sweep: {e}"),
+            }
+            delay = policy.interval;
+        }
+    });
 }
 
 async fn run(
@@ -258,11 +341,18 @@ async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let State {
+        _lock,
         tls,
         auth,
         jobs,
         store,
+        retention,
+        stems_dir,
+        grace,
+        draining,
+        cut,
     } = state;
+    start_retention(jobs.clone(), stems_dir, retention, draining.subscribe());
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<StemStoreServer<store::StemStoreService>>()
@@ -270,10 +360,22 @@ async fn run(
     health_reporter
         .set_serving::<RenderServer<render::RenderService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(bounce_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let descriptors = [
+        bounce_proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ];
+    let mut v1 = tonic_reflection::server::Builder::configure();
+    let mut v1alpha = tonic_reflection::server::Builder::configure();
+    for d in descriptors {
+        v1 = v1.register_encoded_file_descriptor_set(d);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(d);
+    }
+    let reflection = v1
         .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    // Python's grpcio-reflection and older grpcurl speak only v1alpha.
+    let reflection_alpha = v1alpha
+        .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
 
     let mut builder = Server::builder();
@@ -282,24 +384,48 @@ async fn run(
             .tls_config(tls)
             .map_err(|e| Error::InvalidSession(format!("--tls-cert/--tls-key: {e}")))?;
     }
-    let render = render::RenderService::new(jobs.clone(), store.clone());
+    let render = render::RenderService::new(jobs.clone());
     let router = builder
         .add_service(InterceptedService::new(health, auth.clone()))
         .add_service(InterceptedService::new(reflection, auth.clone()))
+        .add_service(InterceptedService::new(reflection_alpha, auth.clone()))
         .add_service(StemStoreServer::with_interceptor(store, auth.clone()))
         .add_service(RenderServer::with_interceptor(render, auth));
 
     let jobs_for_stop = jobs.clone();
     let stop = async move {
         shutdown.await;
-        tracing::info!("shutting down");
-        jobs_for_stop.close();
+        let deadline = Instant::now() + grace;
+        tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
+        // Health first, so load balancers and clients stop sending work.
+        health_reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health_reporter
+            .set_not_serving::<StemStoreServer<store::StemStoreService>>()
+            .await;
+        health_reporter
+            .set_not_serving::<RenderServer<render::RenderService>>()
+            .await;
+        draining.send_replace(true);
+        jobs_for_stop.drain();
+        if !jobs_for_stop.wait_idle(deadline).await {
+            tracing::info!("grace period over: stopping the running jobs");
+        }
+        jobs_for_stop.checkpoint_running();
+        cut.send_replace(true);
+        // The engines see their cancel flags at their next check; give them a
+        // moment to wind down (their jobs are already written back as queued).
+        jobs_for_stop
+            .wait_idle(Instant::now() + Duration::from_secs(2))
+            .await;
     };
     let result = router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
         .await
         .map_err(|e| Error::Io(format!("server: {e}")));
-    jobs.close();
+    jobs.drain();
+    jobs.checkpoint_running();
     result
 }
 

@@ -1,20 +1,20 @@
-//! The `bounce.v1.Render` service: submit, master, attach, cancel, list.
+//! The `bounce.v1.Render` service: submit, master, attach, cancel, list, delete.
+//! Validation and every index read or write run on blocking threads.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bounce_proto::v1::render_server::Render;
 use bounce_proto::v1::{
-    AttachRequest, CancelRequest, CancelResponse, JobEvent, ListJobsRequest, ListJobsResponse,
-    MasterRequest, SubmitRequest,
+    AttachRequest, CancelRequest, CancelResponse, DeleteRequest, DeleteResponse, JobEvent,
+    ListJobsRequest, ListJobsResponse, MasterRequest, SubmitRequest,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::auth::project_of;
 use super::jobs::{self, JobRequest, Jobs};
-use super::store::StemStoreService;
-use crate::session::StemRef;
+use super::store::blocking;
 
 /// The stream of a job's events.
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<JobEvent, Status>> + Send>>;
@@ -22,29 +22,11 @@ pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<JobEvent, Status>
 /// The render service: validates, queues, streams.
 pub(crate) struct RenderService {
     jobs: Arc<Jobs>,
-    store: StemStoreService,
 }
 
 impl RenderService {
-    pub(crate) fn new(jobs: Arc<Jobs>, store: StemStoreService) -> Self {
-        RenderService { jobs, store }
-    }
-
-    /// FAILED_PRECONDITION naming every stem the store lacks.
-    fn check_stems(&self, stems: &[StemRef]) -> Result<(), Status> {
-        let missing: Vec<String> = stems
-            .iter()
-            .filter(|s| !s.blake3.as_deref().is_some_and(|h| self.store.has(h)))
-            .map(|s| format!("{} ({})", s.name, s.blake3.as_deref().unwrap_or("no hash")))
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Status::failed_precondition(format!(
-                "stems not uploaded: {}",
-                missing.join(", ")
-            )))
-        }
+    pub(crate) fn new(jobs: Arc<Jobs>) -> Self {
+        RenderService { jobs }
     }
 }
 
@@ -60,11 +42,15 @@ impl Render for RenderService {
     ) -> Result<Response<Self::SubmitStream>, Status> {
         let project = project_of(&request)?;
         let req = request.into_inner();
-        let session = jobs::session_of(&req, &crate::session::Limits::default())?;
-        self.check_stems(&jobs::session_stems(&session))?;
-        let job = self
-            .jobs
-            .submit(&project, JobRequest::Render(req), session.name.clone())?;
+        let jobs = self.jobs.clone();
+        let job = blocking(move || {
+            let session = jobs::session_of(&req, |rate| {
+                jobs.options_for(&project, req.backend, rate).limits
+            })?;
+            let stems = jobs::session_stems(&session);
+            jobs.submit(&project, JobRequest::Render(req), &session.name, &stems)
+        })
+        .await?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
     }
 
@@ -74,13 +60,18 @@ impl Render for RenderService {
     ) -> Result<Response<Self::MasterStream>, Status> {
         let project = project_of(&request)?;
         let req = request.into_inner();
-        let (input, _, _) = jobs::master_parts(&req)?;
-        self.check_stems(std::slice::from_ref(&input))?;
-        let job = self.jobs.submit(
-            &project,
-            JobRequest::Master(req),
-            format!("master {}", input.name),
-        )?;
+        let jobs = self.jobs.clone();
+        let job = blocking(move || {
+            let (input, _, _) = jobs::master_parts(&req)?;
+            let name = format!("master {}", input.name);
+            jobs.submit(
+                &project,
+                JobRequest::Master(req),
+                &name,
+                std::slice::from_ref(&input),
+            )
+        })
+        .await?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
     }
 
@@ -89,7 +80,9 @@ impl Render for RenderService {
         request: Request<AttachRequest>,
     ) -> Result<Response<Self::AttachStream>, Status> {
         let project = project_of(&request)?;
-        let job = self.jobs.get(&project, &request.get_ref().job_id)?;
+        let id = request.into_inner().job_id;
+        let jobs = self.jobs.clone();
+        let job = blocking(move || jobs.get(&project, &id)).await?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
     }
 
@@ -98,8 +91,10 @@ impl Render for RenderService {
         request: Request<CancelRequest>,
     ) -> Result<Response<CancelResponse>, Status> {
         let project = project_of(&request)?;
+        let id = request.into_inner().job_id;
+        let jobs = self.jobs.clone();
         Ok(Response::new(
-            self.jobs.cancel(&project, &request.get_ref().job_id)?,
+            blocking(move || jobs.cancel(&project, &id)).await?,
         ))
     }
 
@@ -108,8 +103,22 @@ impl Render for RenderService {
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let project = project_of(&request)?;
-        Ok(Response::new(ListJobsResponse {
-            jobs: self.jobs.list(&project),
-        }))
+        let req = request.into_inner();
+        let jobs = self.jobs.clone();
+        Ok(Response::new(
+            blocking(move || jobs.list(&project, req.page_size, &req.page_token)).await?,
+        ))
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let project = project_of(&request)?;
+        let id = request.into_inner().job_id;
+        let jobs = self.jobs.clone();
+        Ok(Response::new(
+            blocking(move || jobs.delete(&project, &id)).await?,
+        ))
     }
 }
