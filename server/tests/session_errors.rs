@@ -1159,7 +1159,10 @@ fn document_round_trip_is_exact() {
     let hall = blake3::hash(b"hall").to_hex().to_string();
     let back = from_document(&document(
         CONTRACT_EXAMPLE,
-        &[("stems/kick.wav", kick.clone()), ("irs/hall.wav", hall.clone())],
+        &[
+            ("stems/kick.wav", kick.clone()),
+            ("irs/hall.wav", hall.clone()),
+        ],
     ))
     .unwrap();
     // Server side: stems by hash, no paths.

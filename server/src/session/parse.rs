@@ -147,11 +147,7 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
                 match u8::try_from(n) {
                     Ok(c @ (1 | 2)) => Some(c),
                     _ => {
-                        return Err(field_err(
-                            &t,
-                            "channels",
-                            format_args!("{n} is not 1 or 2"),
-                        ));
+                        return Err(field_err(&t, "channels", format_args!("{n} is not 1 or 2")));
                     }
                 }
             }

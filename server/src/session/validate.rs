@@ -85,7 +85,12 @@ pub fn validate_with(session: &Session, limits: &Limits) -> Result<()> {
     {
         irs.extend(ins.file().map(|f| f.name.as_str()));
     }
-    ck.limit("reverb", irs.len(), limits.max_irs, "impulse-response files")?;
+    ck.limit(
+        "reverb",
+        irs.len(),
+        limits.max_irs,
+        "impulse-response files",
+    )?;
 
     // Buses first: track outputs and sends refer to them.
     let mut bus_index: HashMap<&str, usize> = HashMap::new();
@@ -378,10 +383,12 @@ impl StripCk<'_> {
                         return Err(ck.err(&lp, format_args!("{bus:?} is not a bus name")));
                     }
                     if !sends.iter().any(|s| &s.bus == bus) {
-                        return Err(ck.err(
-                            &lp,
-                            format_args!("{p} has no send to {bus:?} (add it to sends)"),
-                        ));
+                        let how = if p == "master_bus" {
+                            "the master bus has no sends"
+                        } else {
+                            "add it to sends"
+                        };
+                        return Err(ck.err(&lp, format_args!("{p} has no send to {bus:?} ({how})")));
                     }
                     Some((LANE_DB.0, LANE_DB.1, " dB"))
                 }
@@ -392,10 +399,9 @@ impl StripCk<'_> {
                             1 => "it has inserts[0] only".to_string(),
                             n => format!("it has inserts[0] to inserts[{}]", n - 1),
                         };
-                        return Err(ck.err(
-                            &lp,
-                            format_args!("{p} has no inserts[{index}] ({has})"),
-                        ));
+                        return Err(
+                            ck.err(&lp, format_args!("{p} has no inserts[{index}] ({has})"))
+                        );
                     };
                     let Some((lo, hi)) = ins.param_range(param) else {
                         return Err(ck.err(
@@ -533,17 +539,11 @@ fn check_keys_and_loops(
                 (Some(&t), None) => Node::Track(t),
                 (None, Some(&b)) => Node::Bus(b),
                 (None, None) => {
-                    return Err(ck.err(
-                        field,
-                        format_args!("{name:?} is not a track or bus name"),
-                    ));
+                    return Err(ck.err(field, format_args!("{name:?} is not a track or bus name")));
                 }
             };
             if Some(key) == *strip {
-                return Err(ck.err(
-                    field,
-                    format_args!("{p} cannot be its own sidechain key"),
-                ));
+                return Err(ck.err(field, format_args!("{p} cannot be its own sidechain key")));
             }
             if let Some(s) = strip {
                 edges[id(key)].push(Edge {
@@ -641,7 +641,12 @@ fn validate_deliverables_with(
     limits: &Limits,
 ) -> Result<()> {
     let ck = Ck { src };
-    ck.limit("deliverable", ds.len(), limits.max_deliverables, "deliverables")?;
+    ck.limit(
+        "deliverable",
+        ds.len(),
+        limits.max_deliverables,
+        "deliverables",
+    )?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, d) in ds.iter().enumerate() {
         ck.name_len(&format!("deliverable[{i}].name"), &d.name, limits)?;
@@ -802,6 +807,15 @@ fn find_cycle(session: &Session, index: &HashMap<&str, usize>) -> Option<(usize,
     None
 }
 
+/// A number as messages write it: huge ones in exponent form (1e300, not 301 digits).
+fn short(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Nyquist(u32);
 
@@ -891,7 +905,8 @@ impl Ck<'_> {
                 format!("{}: ", self.src)
             };
             return Err(Error::Limit(format!(
-                "{at}{field}: {t} s is past the longest mix ({} frames at {rate} Hz)",
+                "{at}{field}: {} s is past the longest mix ({} frames at {rate} Hz)",
+                short(t),
                 limits.max_mix_frames
             )));
         }
@@ -1005,7 +1020,6 @@ impl std::ops::Deref for ValidSession {
         &self.session
     }
 }
-
 
 #[cfg(test)]
 mod tests {
