@@ -436,8 +436,8 @@ fn rejects_absurd_gains() {
     );
     bad(
         "level_db = -6.0",
-        "level_db = -100",
-        &["track[0] \"Kick\".sends[0].level_db: -100 is outside"],
+        "level_db = -200",
+        &["track[0] \"Kick\".sends[0].level_db: -200 is outside"],
     );
     bad(
         "name = \"Hall\"\n",
@@ -822,6 +822,7 @@ fn band(threshold_db: f64, attack_ms: f64, release_ms: f64) -> Compressor {
         knee_db: 0.0,
         makeup_db: 0.0,
         detector: Detector::Peak,
+        sidechain: None,
     }
 }
 
@@ -841,20 +842,25 @@ fn contract_example_parses_to_the_exact_model() {
         name: "Night Drive".into(),
         sample_rate: 48000,
         tail_s: 3.0,
+        tempo_bpm: None,
         tracks: vec![Track {
             name: "Kick".into(),
-            file: StemRef {
-                name: "stems/kick.wav".into(),
-                path: Some(dir.path().join("stems/kick.wav")),
-                blake3: None,
-            },
+            clips: vec![Clip::whole(
+                StemRef {
+                    name: "stems/kick.wav".into(),
+                    path: Some(dir.path().join("stems/kick.wav")),
+                    blake3: None,
+                },
+                0.0,
+            )],
+            from_file: true,
             gain_db: -3.0,
             pan: 0.0,
             mute: false,
             solo: false,
             invert: false,
-            offset_s: 0.0,
             output: Output::Master,
+            channels: None,
             eq: vec![
                 EqBand {
                     kind: EqType::Highpass,
@@ -877,19 +883,28 @@ fn contract_example_parses_to_the_exact_model() {
                 knee_db: 0.0,
                 makeup_db: 0.0,
                 detector: Detector::Peak,
+                sidechain: None,
             }),
+            inserts: vec![],
             sends: vec![Send {
                 bus: "Hall".into(),
                 level_db: -12.0,
                 pre_fader: false,
             }],
-            gain_automation: vec![(0.0, 0.0), (30.0, -6.0)],
+            automation: Automation {
+                lanes: vec![AutoLane {
+                    target: LaneTarget::GainDb,
+                    points: vec![(0.0, 0.0), (30.0, -6.0)],
+                }],
+            },
             tags: vec!["drums".into()],
         }],
         buses: vec![Bus {
             name: "Hall".into(),
             output: Output::Master,
             gain_db: 0.0,
+            pan: 0.0,
+            mute: false,
             reverb: Some(Reverb {
                 ir: StemRef {
                     name: "irs/hall.wav".into(),
@@ -900,7 +915,11 @@ fn contract_example_parses_to_the_exact_model() {
                 wet_db: 0.0,
                 dry: false,
             }),
+            inserts: vec![],
+            sends: vec![],
+            automation: Automation::default(),
         }],
+        master_bus: None,
         master: Some(Master {
             eq: vec![EqBand {
                 kind: EqType::Lowshelf,
@@ -972,7 +991,8 @@ fn defaults_are_filled() {
             release_ms: 100.0,
             knee_db: 0.0,
             makeup_db: 0.0,
-            detector: Detector::Peak
+            detector: Detector::Peak,
+            sidechain: None
         })
     );
     assert_eq!(
@@ -983,7 +1003,7 @@ fn defaults_are_filled() {
             pre_fader: false
         }
     );
-    assert!(t.gain_automation.is_empty() && t.tags.is_empty() && !t.mute && !t.solo && !t.invert);
+    assert!(t.automation.lanes.is_empty() && t.tags.is_empty() && !t.mute && !t.solo && !t.invert);
     let b = &s.buses[0];
     assert_eq!(b.output, Output::Master);
     let r = b.reverb.as_ref().unwrap();
@@ -1007,7 +1027,8 @@ fn defaults_are_filled() {
             release_ms: 100.0,
             knee_db: 0.0,
             makeup_db: 0.0,
-            detector: Detector::Peak
+            detector: Detector::Peak,
+            sidechain: None
         }
     );
     assert_eq!(
@@ -1116,60 +1137,73 @@ fn presets_fill_and_explicit_keys_override() {
 
 // ---- proto ----
 
+/// The session document a client sends: the file as written, stems by hash.
+fn document(text: &str, hashes: &[(&str, String)]) -> bounce_proto::v1::SessionDocument {
+    bounce_proto::v1::SessionDocument {
+        toml: text.into(),
+        source: "song.toml".into(),
+        stems: hashes
+            .iter()
+            .map(|(n, h)| (n.to_string(), h.clone()))
+            .collect(),
+        replace_deliverables: false,
+        deliverables: vec![],
+    }
+}
+
 #[test]
-fn proto_round_trip_is_exact() {
+fn document_round_trip_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let (_, mut s) = contract_session(dir.path());
+    let kick = blake3::hash(b"kick").to_hex().to_string();
+    let hall = blake3::hash(b"hall").to_hex().to_string();
+    let back = from_document(&document(
+        CONTRACT_EXAMPLE,
+        &[
+            ("stems/kick.wav", kick.clone()),
+            ("irs/hall.wav", hall.clone()),
+        ],
+    ))
+    .unwrap();
     // Server side: stems by hash, no paths.
-    s.tracks[0].file = StemRef {
+    s.tracks[0].clips[0].file = StemRef {
         name: "stems/kick.wav".into(),
         path: None,
-        blake3: Some(blake3::hash(b"kick").to_hex().to_string()),
+        blake3: Some(kick),
     };
     s.buses[0].reverb.as_mut().unwrap().ir = StemRef {
         name: "irs/hall.wav".into(),
         path: None,
-        blake3: Some(blake3::hash(b"hall").to_hex().to_string()),
+        blake3: Some(hall),
     };
-    // Exercise the non-default enum values too.
-    s.tracks[0].compressor.as_mut().unwrap().detector = Detector::Rms;
-    s.tracks[0].output = Output::Bus("Hall".into());
-    s.deliverables.push(Deliverable {
-        name: "cd".into(),
-        target_lufs: None,
-        ceiling_dbtp: Some(-0.5),
-        sample_rate: 44100,
-        bit_depth: 16,
-        format: Format::Flac,
-        variant: Variant::Acappella,
-        album_gain_db: None,
-        noise_shaping: false,
-    });
-    let p = to_proto(&s);
-    assert_eq!(p.tracks[0].stem.as_ref().unwrap().name, "stems/kick.wav");
-    assert_eq!(
-        p.tracks[0].stem.as_ref().unwrap().blake3,
-        blake3::hash(b"kick").to_hex().to_string()
-    );
-    let back = from_proto(&p).unwrap();
+    s.source = "song.toml".into();
     assert_eq!(back, s);
 }
 
 #[test]
-fn proto_is_validated() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_, mut s) = contract_session(dir.path());
-    s.tracks[0].file.blake3 = Some("00".repeat(32));
-    s.buses[0].reverb.as_mut().unwrap().ir.blake3 = Some("11".repeat(32));
-    s.tracks[0].eq[0].freq = 30000.0;
-    let e = from_proto(&to_proto(&s)).unwrap_err().to_string();
+fn document_is_validated() {
+    let h = "00".repeat(32);
+    let text = CONTRACT_EXAMPLE.replacen("freq = 30.0", "freq = 30000.0", 1);
+    let s = from_document(&document(
+        &text,
+        &[("stems/kick.wav", h.clone()), ("irs/hall.wav", h.clone())],
+    ))
+    .unwrap();
+    let e = ValidSession::new(s, &Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("track[0] \"Kick\".eq[0].freq: 30000 is outside (0, 24000) Hz"),
         "{e}"
     );
-    s.tracks[0].eq[0].freq = 30.0;
-    s.tracks[0].file.blake3 = Some("XYZ".into());
-    let e = from_proto(&to_proto(&s)).unwrap_err().to_string();
+    let s = from_document(&document(
+        CONTRACT_EXAMPLE,
+        &[("stems/kick.wav", "XYZ".into()), ("irs/hall.wav", h)],
+    ))
+    .unwrap();
+    let e = ValidSession::new(s, &Limits::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(
             "track[0] \"Kick\".file: stems/kick.wav: blake3 \"XYZ\" is not 64 lower-case hex digits"

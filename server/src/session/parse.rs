@@ -45,7 +45,14 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
     let doc = Doc { text, source };
     let parsed = doc.parse()?;
     let root = doc.root(&parsed);
-    root.check_keys(&["session", "track", "bus", "master", "deliverable"])?;
+    root.check_keys(&[
+        "session",
+        "track",
+        "bus",
+        "master_bus",
+        "master",
+        "deliverable",
+    ])?;
 
     let Some(mut sess) = root.table_opt("session")? else {
         return Err(Error::field(
@@ -55,12 +62,13 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         ));
     };
     sess.label = "[session]".into();
-    sess.check_keys(&["name", "sample_rate", "tail_s"])?;
+    sess.check_keys(&["name", "sample_rate", "tail_s", "tempo_bpm"])?;
     let name = sess.str_opt("name")?.unwrap_or_default();
     let sample_rate = sess
         .u32_opt("sample_rate")?
         .ok_or_else(|| sess.missing("sample_rate"))?;
     let tail_s = sess.f64_or("tail_s", 2.0)?;
+    let tempo_bpm = sess.f64_opt("tempo_bpm")?;
 
     let stem = |name: String| StemRef {
         path: Some(base_dir.join(&name)),
@@ -78,6 +86,8 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         t.check_keys(&[
             "name",
             "file",
+            "clips",
+            "channels",
             "gain_db",
             "pan",
             "mute",
@@ -87,75 +97,82 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
             "output",
             "eq",
             "compressor",
+            "inserts",
             "sends",
             "automation",
             "tags",
         ])?;
         let name = name.ok_or_else(|| t.missing("name"))?;
-        let file = t.str_req("file")?;
-        let eq = parse_eq(&t, "eq")?;
-        let compressor = match t.table_opt("compressor")? {
-            Some(c) => Some(parse_compressor(&c, true)?),
-            None => None,
-        };
-        let mut sends = Vec::new();
-        if let Some(items) = t.array_opt("sends")? {
-            for (j, v) in items.iter().enumerate() {
-                let path = format!("{}[{j}]", t.field("sends"));
-                let s = super::reader::table(t.doc, v, path.clone(), path)?;
-                s.check_keys(&["bus", "level_db", "pre_fader"])?;
-                sends.push(Send {
-                    bus: s.str_req("bus")?,
-                    level_db: s.f64_or("level_db", 0.0)?,
-                    pre_fader: s.bool_or("pre_fader", false)?,
-                });
+        let (clips, from_file) = match (t.str_opt("file")?, t.array_opt("clips")?) {
+            (Some(_), Some(_)) => {
+                return Err(field_err(
+                    &t,
+                    "clips",
+                    "a track has file or clips, never both",
+                ));
             }
-        }
-        let mut gain_points = Vec::new();
-        if let Some(a) = t.table_opt("automation")? {
-            a.check_keys(&["gain_db"])?;
-            if let Some(points) = a.array_opt("gain_db")? {
-                for (j, p) in points.iter().enumerate() {
-                    let field = format!("{}[{j}]", a.field("gain_db"));
-                    let pair = match p.get_ref() {
-                        toml::de::DeValue::Array(xs) if xs.len() == 2 => xs,
-                        other => {
-                            return Err(t.doc.err_at(
-                                &p.span(),
-                                &field,
-                                format_args!(
-                                    "expected a [time_s, dB] pair, found {}",
-                                    super::reader::describe(other)
-                                ),
-                            ));
-                        }
-                    };
-                    let time = num(t.doc, &pair[0], &format!("{field}[0]"))?;
-                    let value = num(t.doc, &pair[1], &format!("{field}[1]"))?;
-                    gain_points.push((time, value));
+            (None, None) => return Err(t.missing("file")),
+            (Some(file), None) => (
+                vec![Clip::whole(stem(file), t.f64_or("offset_s", 0.0)?)],
+                true,
+            ),
+            (None, Some(items)) => {
+                if t.get("offset_s").is_some() {
+                    return Err(field_err(
+                        &t,
+                        "offset_s",
+                        "offset_s goes with file; with clips, give each clip its at_s",
+                    ));
+                }
+                if items.is_empty() {
+                    return Err(field_err(
+                        &t,
+                        "clips",
+                        "the list is empty (give at least one clip, or file)",
+                    ));
+                }
+                let mut clips = Vec::with_capacity(items.len());
+                for (j, v) in items.iter().enumerate() {
+                    let path = format!("{}[{j}]", t.field("clips"));
+                    let c = super::reader::table(t.doc, v, path.clone(), path)?;
+                    clips.push(parse_clip(&c, &stem)?);
+                }
+                (clips, false)
+            }
+        };
+        let channels = match t.get("channels") {
+            None => None,
+            Some(v) => {
+                let n = super::reader::uint(t.doc, v, &t.field("channels"))?;
+                match u8::try_from(n) {
+                    Ok(c @ (1 | 2)) => Some(c),
+                    _ => {
+                        return Err(field_err(&t, "channels", format_args!("{n} is not 1 or 2")));
+                    }
                 }
             }
-        }
-        let mut automation = Automation::default();
-        if !gain_points.is_empty() {
-            automation.lanes.push(AutoLane {
-                target: LaneTarget::GainDb,
-                points: gain_points,
-            });
-        }
+        };
+        let eq = parse_eq(&t, "eq")?;
+        let compressor = match t.table_opt("compressor")? {
+            Some(c) => Some(parse_compressor(&c, true, true)?),
+            None => None,
+        };
+        let inserts = parse_inserts(&t, &stem)?;
+        let sends = parse_sends(&t)?;
+        let automation = parse_automation(&t)?;
         tracks.push(Track {
-            clips: vec![Clip::whole(stem(file), t.f64_or("offset_s", 0.0)?)],
-            from_file: true,
+            clips,
+            from_file,
             gain_db: t.f64_or("gain_db", 0.0)?,
             pan: t.f64_or("pan", 0.0)?,
             mute: t.bool_or("mute", false)?,
             solo: t.bool_or("solo", false)?,
             invert: t.bool_or("invert", false)?,
             output: output(t.str_opt("output")?),
-            channels: None,
+            channels,
             eq,
             compressor,
-            inserts: Vec::new(),
+            inserts,
             sends,
             automation,
             tags: t.strings("tags")?,
@@ -169,7 +186,17 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         if let Some(n) = &name {
             b.set_path(format!("bus[{i}] {n:?}"));
         }
-        b.check_keys(&["name", "output", "gain_db", "reverb"])?;
+        b.check_keys(&[
+            "name",
+            "output",
+            "gain_db",
+            "pan",
+            "mute",
+            "reverb",
+            "inserts",
+            "sends",
+            "automation",
+        ])?;
         let name = name.ok_or_else(|| b.missing("name"))?;
         let reverb = match b.table_opt("reverb")? {
             Some(r) => {
@@ -180,18 +207,36 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
             }
             None => None,
         };
+        let inserts = parse_inserts(&b, &stem)?;
+        let sends = parse_sends(&b)?;
+        let automation = parse_automation(&b)?;
         buses.push(Bus {
             name,
             output: output(b.str_opt("output")?),
             gain_db: b.f64_or("gain_db", 0.0)?,
-            pan: 0.0,
-            mute: false,
+            pan: b.f64_or("pan", 0.0)?,
+            mute: b.bool_or("mute", false)?,
             reverb,
-            inserts: Vec::new(),
-            sends: Vec::new(),
-            automation: Automation::default(),
+            inserts,
+            sends,
+            automation,
         });
     }
+
+    let master_bus = match root.table_opt("master_bus")? {
+        Some(mut m) => {
+            m.label = "[master_bus]".into();
+            m.check_keys(&["gain_db", "pan", "mute", "inserts", "automation"])?;
+            Some(MasterBus {
+                gain_db: m.f64_or("gain_db", 0.0)?,
+                pan: m.f64_or("pan", 0.0)?,
+                mute: m.bool_or("mute", false)?,
+                inserts: parse_inserts(&m, &stem)?,
+                automation: parse_automation(&m)?,
+            })
+        }
+        None => None,
+    };
 
     let master = match root.table_opt("master")? {
         Some(mut m) => {
@@ -207,10 +252,10 @@ pub fn parse_session_toml(text: &str, source: &str, base_dir: &Path) -> Result<S
         name,
         sample_rate,
         tail_s,
-        tempo_bpm: None,
+        tempo_bpm,
         tracks,
         buses,
-        master_bus: None,
+        master_bus,
         master,
         deliverables,
         source: source.to_string(),
@@ -235,10 +280,25 @@ pub fn load_session_file(path: &Path) -> Result<Session> {
             check_file(&source, &field, &c.file)?;
         }
     }
+    let insert_files = |strip: &str, inserts: &[Insert]| -> Result<()> {
+        for (j, ins) in inserts.iter().enumerate() {
+            if let Some(f) = ins.file() {
+                check_file(&source, &format!("{strip}.inserts[{j}].ir"), f)?;
+            }
+        }
+        Ok(())
+    };
+    for (i, t) in session.tracks.iter().enumerate() {
+        insert_files(&format!("track[{i}] {:?}", t.name), &t.inserts)?;
+    }
     for (i, b) in session.buses.iter().enumerate() {
         if let Some(r) = &b.reverb {
             check_file(&source, &format!("bus[{i}] {:?}.reverb.ir", b.name), &r.ir)?;
         }
+        insert_files(&format!("bus[{i}] {:?}", b.name), &b.inserts)?;
+    }
+    if let Some(m) = &session.master_bus {
+        insert_files("master_bus", &m.inserts)?;
     }
     Ok(session)
 }
@@ -315,6 +375,157 @@ fn field_err(t: &Tbl<'_>, key: &str, msg: impl std::fmt::Display) -> Error {
     }
 }
 
+/// One `clips` entry (keys, file required; ranges are validated later).
+fn parse_clip(c: &Tbl<'_>, stem: &dyn Fn(String) -> StemRef) -> Result<Clip> {
+    c.check_keys(&[
+        "file",
+        "at_s",
+        "start_s",
+        "length_s",
+        "gain_db",
+        "fade_in_s",
+        "fade_out_s",
+    ])?;
+    Ok(Clip {
+        file: stem(c.str_req("file")?),
+        at_s: c.f64_or("at_s", 0.0)?,
+        start_s: c.f64_or("start_s", 0.0)?,
+        length_s: c.f64_opt("length_s")?,
+        gain_db: c.f64_or("gain_db", 0.0)?,
+        fade_in_s: c.f64_or("fade_in_s", 0.0)?,
+        fade_out_s: c.f64_or("fade_out_s", 0.0)?,
+    })
+}
+
+/// A strip's `inserts` list: each table by its `kind` through the registry; audio
+/// files the inserts name (reverb IRs) resolve like every other path.
+fn parse_inserts(t: &Tbl<'_>, stem: &dyn Fn(String) -> StemRef) -> Result<Vec<Insert>> {
+    let Some(items) = t.array_opt("inserts")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (j, v) in items.iter().enumerate() {
+        let path = format!("{}[{j}]", t.field("inserts"));
+        let it = super::reader::table(t.doc, v, path.clone(), path)?;
+        let kind = it.str_opt("kind")?.ok_or_else(|| it.missing("kind"))?;
+        let mut ins = match Insert::parse(&kind, &it) {
+            Some(r) => r?,
+            None => {
+                return Err(field_err(
+                    &it,
+                    "kind",
+                    format_args!(
+                        "{kind:?} is not an insert kind ({})",
+                        crate::inserts::KINDS.join(", ")
+                    ),
+                ));
+            }
+        };
+        if let Some(f) = ins.file_mut() {
+            *f = stem(std::mem::take(&mut f.name));
+        }
+        out.push(ins);
+    }
+    Ok(out)
+}
+
+/// A strip's `sends` list.
+fn parse_sends(t: &Tbl<'_>) -> Result<Vec<Send>> {
+    let mut sends = Vec::new();
+    if let Some(items) = t.array_opt("sends")? {
+        for (j, v) in items.iter().enumerate() {
+            let path = format!("{}[{j}]", t.field("sends"));
+            let s = super::reader::table(t.doc, v, path.clone(), path)?;
+            s.check_keys(&["bus", "level_db", "pre_fader"])?;
+            sends.push(Send {
+                bus: s.str_req("bus")?,
+                level_db: s.f64_or("level_db", 0.0)?,
+                pre_fader: s.bool_or("pre_fader", false)?,
+            });
+        }
+    }
+    Ok(sends)
+}
+
+/// A close lane key for a typo (`gian_db`, `sends.Hall`, `insert.0.mix`).
+fn lane_hint(key: &str) -> Option<String> {
+    match key.split_once('.') {
+        None => super::reader::did_you_mean(key, &["gain_db", "pan", "mute"]).map(str::to_string),
+        Some((head, rest)) => super::reader::did_you_mean(head, &["send", "inserts"])
+            .filter(|_| !rest.is_empty())
+            .map(|h| format!("{h}.{rest}"))
+            .filter(|h| h != key),
+    }
+}
+
+/// A strip's `automation` table: one lane per key, points as written (validation
+/// checks their order and ranges).
+fn parse_automation(t: &Tbl<'_>) -> Result<Automation> {
+    let mut automation = Automation::default();
+    let Some(a) = t.table_opt("automation")? else {
+        return Ok(automation);
+    };
+    for (k, v) in a.t.iter() {
+        let key: &str = k.get_ref();
+        let Some(target) = LaneTarget::parse(key) else {
+            let hint = lane_hint(key)
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            return Err(t.doc.err_at(
+                &k.span(),
+                "",
+                format_args!(
+                    "unknown key {key:?} in {}{hint}; lanes are gain_db, pan, mute, send.<BUS> and inserts.<i>.<param>",
+                    a.path
+                ),
+            ));
+        };
+        let field = a.field(key);
+        let unit = match target {
+            LaneTarget::GainDb | LaneTarget::Send(_) => "dB",
+            _ => "value",
+        };
+        let points = match v.get_ref() {
+            toml::de::DeValue::Array(xs) => xs,
+            other => {
+                return Err(t.doc.err_at(
+                    &v.span(),
+                    &field,
+                    format_args!(
+                        "expected an array of [time_s, {unit}] pairs, found {}",
+                        super::reader::describe(other)
+                    ),
+                ));
+            }
+        };
+        let mut pts = Vec::with_capacity(points.len());
+        for (j, p) in points.iter().enumerate() {
+            let pf = format!("{field}[{j}]");
+            let pair = match p.get_ref() {
+                toml::de::DeValue::Array(xs) if xs.len() == 2 => xs,
+                other => {
+                    return Err(t.doc.err_at(
+                        &p.span(),
+                        &pf,
+                        format_args!(
+                            "expected a [time_s, {unit}] pair, found {}",
+                            super::reader::describe(other)
+                        ),
+                    ));
+                }
+            };
+            let time = num(t.doc, &pair[0], &format!("{pf}[0]"))?;
+            let value = num(t.doc, &pair[1], &format!("{pf}[1]"))?;
+            pts.push((time, value));
+        }
+        automation.lanes.push(AutoLane {
+            target,
+            points: pts,
+        });
+    }
+    Ok(automation)
+}
+
 /// A reverb table's keys (`ir` as written: the caller resolves the path).
 pub(crate) fn parse_reverb(r: &Tbl<'_>) -> Result<Reverb> {
     Ok(Reverb {
@@ -347,9 +558,10 @@ pub(crate) fn parse_compressor_insert(c: &Tbl<'_>) -> Result<Compressor> {
     Ok(comp)
 }
 
-/// A compressor table; multiband bands (`with_detector = false`) only allow "peak".
-fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
-    c.check_keys(&[
+/// A compressor table; multiband bands (`with_detector = false`) only allow "peak";
+/// a track's `compressor` key also takes `sidechain` (`with_sidechain`).
+fn parse_compressor(c: &Tbl<'_>, with_detector: bool, with_sidechain: bool) -> Result<Compressor> {
+    let keys: &[&str] = &[
         "threshold_db",
         "ratio",
         "attack_ms",
@@ -357,8 +569,18 @@ fn parse_compressor(c: &Tbl<'_>, with_detector: bool) -> Result<Compressor> {
         "knee_db",
         "makeup_db",
         "detector",
-    ])?;
-    compressor_fields(c, with_detector)
+        "sidechain",
+    ];
+    c.check_keys(if with_sidechain {
+        keys
+    } else {
+        &keys[..keys.len() - 1]
+    })?;
+    let mut comp = compressor_fields(c, with_detector)?;
+    if with_sidechain {
+        comp.sidechain = c.str_opt("sidechain")?;
+    }
+    Ok(comp)
 }
 
 /// A compressor's fields (keys already checked).
@@ -407,7 +629,7 @@ fn parse_master(m: &Tbl<'_>) -> Result<Master> {
             for (j, v) in items.iter().enumerate() {
                 let path = format!("{}[{j}]", mb.field("bands"));
                 let b = super::reader::table(mb.doc, v, path.clone(), path)?;
-                bands.push(parse_compressor(&b, false)?);
+                bands.push(parse_compressor(&b, false, false)?);
             }
             Some(Multiband {
                 crossovers_hz,
@@ -550,7 +772,7 @@ mod tests {
         assert_eq!(s.name, "");
         assert_eq!(s.source, "t.toml");
         let t = &s.tracks[0];
-        let f = t.file().unwrap();
+        let f = t.file().expect("a file track");
         assert_eq!(f.path.as_deref(), Some(Path::new("base/a.wav")));
         assert_eq!(f.blake3, None);
         assert_eq!((t.gain_db, t.pan, t.clips[0].at_s), (0.0, 0.0, 0.0));

@@ -371,6 +371,13 @@ pub(crate) fn describe(v: &DeValue<'_>) -> String {
 
 /// The closest allowed key, if it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+    // A key written without its unit suffix: "hold" for "hold_ms", "at" for "at_s".
+    if let Some(k) = allowed
+        .iter()
+        .find(|a| a.len() > key.len() && a.starts_with(key) && a[key.len()..].starts_with('_'))
+    {
+        return Some(k);
+    }
     let (best, d) = allowed
         .iter()
         .map(|a| (*a, levenshtein(key, a)))
@@ -425,6 +432,10 @@ mod tests {
         assert_eq!(did_you_mean("gian_db", &keys), Some("gain_db"));
         assert_eq!(did_you_mean("fiel", &keys), Some("file"));
         assert_eq!(did_you_mean("reverb_send", &keys), None);
+        let units = ["at_s", "hold_ms", "drive_db"];
+        assert_eq!(did_you_mean("hold", &units), Some("hold_ms"));
+        assert_eq!(did_you_mean("at", &units), Some("at_s"));
+        assert_eq!(did_you_mean("drive", &units), Some("drive_db"));
     }
 
     #[test]

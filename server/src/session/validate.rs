@@ -17,26 +17,37 @@ use std::collections::{HashMap, HashSet};
 
 use super::limits::Limits;
 use super::model::*;
+use crate::inserts::InsertCheck;
 use crate::{Error, Result};
 
-/// Upper bounds that keep one request from exhausting a shared server.
-const MAX_TRACKS: usize = 1024;
-const MAX_BUSES: usize = 256;
+/// Upper bounds that keep one request from exhausting a shared server (the counts
+/// a request decides live in [`Limits`]).
 const MAX_EQ_BANDS: usize = 64;
 const MAX_SENDS: usize = 64;
-const MAX_DELIVERABLES: usize = 64;
-const MAX_AUTOMATION_POINTS: usize = 1_000_000;
 const MAX_MULTIBAND_BANDS: usize = 16;
 
-/// Checks every rule of CONTRACT.md (and the ranges above). The first problem found
-/// is returned, naming `session.source`, the field path and the value.
+/// Gain and send lanes, and static send levels: −150 dB is silence (2026-12).
+const LANE_DB: (f64, f64) = (-150.0, 60.0);
+
+/// Checks every rule of CONTRACT.md (and the ranges above) against the default
+/// [`Limits`]. The first problem found is returned, naming `session.source`, the field
+/// path and the value.
 pub fn validate(session: &Session) -> Result<()> {
+    validate_with(session, &Limits::default())
+}
+
+/// [`validate`] with explicit limits (counts, name lengths and timeline positions are
+/// [`Error::Limit`]; bad values are [`Error::InvalidSession`]).
+pub fn validate_with(session: &Session, limits: &Limits) -> Result<()> {
     let ck = Ck {
         src: &session.source,
     };
     ck.rate("session.sample_rate", session.sample_rate)?;
     let nyq = Nyquist(session.sample_rate);
     ck.within("session.tail_s", session.tail_s, 0.0, 600.0, " s")?;
+    if let Some(bpm) = session.tempo_bpm {
+        ck.within("session.tempo_bpm", bpm, 20.0, 999.0, " bpm")?;
+    }
 
     if session.tracks.is_empty() {
         return Err(ck.err(
@@ -44,12 +55,47 @@ pub fn validate(session: &Session) -> Result<()> {
             "the session has no tracks (add at least one [[track]])",
         ));
     }
-    ck.limit("track", session.tracks.len(), MAX_TRACKS, "tracks")?;
-    ck.limit("bus", session.buses.len(), MAX_BUSES, "buses")?;
+    ck.limit("track", session.tracks.len(), limits.max_tracks, "tracks")?;
+    ck.limit("bus", session.buses.len(), limits.max_buses, "buses")?;
+    let clips: usize = session.tracks.iter().map(|t| t.clips.len()).sum();
+    ck.limit("track", clips, limits.max_clips, "clips")?;
+    let points: usize = session
+        .tracks
+        .iter()
+        .map(|t| t.automation.points())
+        .chain(session.buses.iter().map(|b| b.automation.points()))
+        .chain(session.master_bus.iter().map(|m| m.automation.points()))
+        .sum();
+    ck.limit(
+        "automation",
+        points,
+        limits.max_automation_points,
+        "automation points",
+    )?;
+    let mut irs: HashSet<&str> = HashSet::new();
+    for b in &session.buses {
+        irs.extend(b.reverb.iter().map(|r| r.ir.name.as_str()));
+    }
+    for ins in session
+        .tracks
+        .iter()
+        .flat_map(|t| &t.inserts)
+        .chain(session.buses.iter().flat_map(|b| &b.inserts))
+        .chain(session.master_bus.iter().flat_map(|m| &m.inserts))
+    {
+        irs.extend(ins.file().map(|f| f.name.as_str()));
+    }
+    ck.limit(
+        "reverb",
+        irs.len(),
+        limits.max_irs,
+        "impulse-response files",
+    )?;
 
     // Buses first: track outputs and sends refer to them.
     let mut bus_index: HashMap<&str, usize> = HashMap::new();
     for (i, b) in session.buses.iter().enumerate() {
+        ck.name_len(&format!("bus[{i}].name"), &b.name, limits)?;
         let p = format!("bus[{i}] {:?}", b.name);
         if b.name.is_empty() {
             return Err(ck.err(&format!("bus[{i}].name"), "must not be empty"));
@@ -71,7 +117,7 @@ pub fn validate(session: &Session) -> Result<()> {
         }
         ck.within(&format!("{p}.gain_db"), b.gain_db, -60.0, 60.0, " dB")?;
         if let Some(r) = &b.reverb {
-            ck.stem(&format!("{p}.reverb.ir"), &r.ir)?;
+            ck.stem(&format!("{p}.reverb.ir"), &r.ir, limits)?;
             ck.within(
                 &format!("{p}.reverb.predelay_ms"),
                 r.predelay_ms,
@@ -99,9 +145,23 @@ pub fn validate(session: &Session) -> Result<()> {
             format_args!("routing loop: bus {}", names.join(" -> ")),
         ));
     }
+    let strips = StripCk {
+        ck: &ck,
+        rate: session.sample_rate,
+        tempo_bpm: session.tempo_bpm,
+        limits,
+        buses: &bus_index,
+    };
+    for (i, b) in session.buses.iter().enumerate() {
+        let p = format!("bus[{i}] {:?}", b.name);
+        ck.within(&format!("{p}.pan"), b.pan, -1.0, 1.0, "")?;
+        strips.strip(&p, &b.sends, &b.inserts, &b.automation)?;
+    }
 
     let mut track_names: HashMap<&str, usize> = HashMap::new();
+    let rate = f64::from(session.sample_rate);
     for (i, t) in session.tracks.iter().enumerate() {
+        ck.name_len(&format!("track[{i}].name"), &t.name, limits)?;
         let p = format!("track[{i}] {:?}", t.name);
         if t.name.is_empty() {
             return Err(ck.err(&format!("track[{i}].name"), "must not be empty"));
@@ -115,57 +175,60 @@ pub fn validate(session: &Session) -> Result<()> {
                 ),
             ));
         }
+        if t.clips.is_empty() {
+            return Err(ck.err(
+                &format!("{p}.clips"),
+                "the list is empty (give at least one clip, or file)",
+            ));
+        }
         for (j, c) in t.clips.iter().enumerate() {
+            let cp = format!("{p}.clips[{j}]");
             let (file_f, at_f) = if t.from_file {
                 (format!("{p}.file"), format!("{p}.offset_s"))
             } else {
-                (
-                    format!("{p}.clips[{j}].file"),
-                    format!("{p}.clips[{j}].at_s"),
-                )
+                (format!("{cp}.file"), format!("{cp}.at_s"))
             };
-            ck.stem(&file_f, &c.file)?;
+            ck.stem(&file_f, &c.file, limits)?;
             ck.at_least(&at_f, c.at_s, 0.0, " s")?;
+            ck.frames(&at_f, c.at_s, rate, limits)?;
+            ck.at_least(&format!("{cp}.start_s"), c.start_s, 0.0, " s")?;
+            if let Some(len) = c.length_s {
+                let lf = format!("{cp}.length_s");
+                ck.finite(&lf, len)?;
+                if len <= 0.0 {
+                    return Err(ck.err(&lf, format_args!("{len} s is not above 0 s")));
+                }
+                ck.frames(&lf, c.at_s + len, rate, limits)?;
+            }
+            ck.within(&format!("{cp}.gain_db"), c.gain_db, -60.0, 60.0, " dB")?;
+            ck.at_least(&format!("{cp}.fade_in_s"), c.fade_in_s, 0.0, " s")?;
+            ck.at_least(&format!("{cp}.fade_out_s"), c.fade_out_s, 0.0, " s")?;
         }
         ck.within(&format!("{p}.gain_db"), t.gain_db, -60.0, 60.0, " dB")?;
         ck.within(&format!("{p}.pan"), t.pan, -1.0, 1.0, "")?;
         ck.output(&format!("{p}.output"), &t.output, &bus_index)?;
+        if let Some(c) = t.channels
+            && !(1..=2).contains(&c)
+        {
+            return Err(ck.err(&format!("{p}.channels"), format_args!("{c} is not 1 or 2")));
+        }
         ck.eq(&format!("{p}.eq"), &t.eq, nyq)?;
         if let Some(c) = &t.compressor {
             ck.compressor(&format!("{p}.compressor"), c)?;
         }
-        ck.limit(&format!("{p}.sends"), t.sends.len(), MAX_SENDS, "sends")?;
-        for (j, s) in t.sends.iter().enumerate() {
-            let sp = format!("{p}.sends[{j}]");
-            if !bus_index.contains_key(s.bus.as_str()) {
-                let what = if s.bus == "master" {
-                    " (sends go to buses; use output = \"master\")"
-                } else {
-                    ""
-                };
-                return Err(ck.err(
-                    &format!("{sp}.bus"),
-                    format_args!("{:?} is not a bus name{what}", s.bus),
-                ));
-            }
-            ck.within(&format!("{sp}.level_db"), s.level_db, -60.0, 60.0, " dB")?;
+        for (j, tag) in t.tags.iter().enumerate() {
+            ck.name_len(&format!("{p}.tags[{j}]"), tag, limits)?;
         }
-        let ap = format!("{p}.automation.gain_db");
-        let gain_points = t.automation.gain_db();
-        ck.limit(&ap, gain_points.len(), MAX_AUTOMATION_POINTS, "points")?;
-        let mut prev = 0.0;
-        for (j, &(time, value)) in gain_points.iter().enumerate() {
-            ck.at_least(&format!("{ap}[{j}][0]"), time, 0.0, " s")?;
-            if j > 0 && time < prev {
-                return Err(ck.err(
-                    &format!("{ap}[{j}][0]"),
-                    format_args!("time {time} s comes before the previous point's {prev} s (times must not decrease)"),
-                ));
-            }
-            prev = time;
-            ck.within(&format!("{ap}[{j}][1]"), value, -144.0, 60.0, " dB")?;
-        }
+        strips.strip(&p, &t.sends, &t.inserts, &t.automation)?;
     }
+
+    if let Some(m) = &session.master_bus {
+        ck.within("master_bus.gain_db", m.gain_db, -60.0, 60.0, " dB")?;
+        ck.within("master_bus.pan", m.pan, -1.0, 1.0, "")?;
+        strips.strip("master_bus", &[], &m.inserts, &m.automation)?;
+    }
+
+    check_keys_and_loops(session, &ck, &track_names, &bus_index)?;
 
     if let Some(m) = &session.master {
         ck.eq("master.eq", &m.eq, nyq)?;
@@ -233,20 +296,360 @@ pub fn validate(session: &Session) -> Result<()> {
         }
     }
 
-    validate_deliverables(&session.source, &session.deliverables, false)
+    validate_deliverables_with(&session.source, &session.deliverables, false, limits)
 }
 
-/// Deliverable rules (shared with album files). With `rate_zero_ok`, `sample_rate` 0
-/// means "each song's own rate" (an album's deliverables).
+/// Checks of one strip (track, bus or master bus) that every kind of strip shares:
+/// sends, inserts and automation lanes.
+struct StripCk<'a> {
+    ck: &'a Ck<'a>,
+    rate: u32,
+    tempo_bpm: Option<f64>,
+    limits: &'a Limits,
+    buses: &'a HashMap<&'a str, usize>,
+}
+
+impl StripCk<'_> {
+    fn strip(&self, p: &str, sends: &[Send], inserts: &[Insert], auto: &Automation) -> Result<()> {
+        let ck = self.ck;
+        ck.limit(&format!("{p}.sends"), sends.len(), MAX_SENDS, "sends")?;
+        let mut sent: HashMap<&str, usize> = HashMap::new();
+        for (j, s) in sends.iter().enumerate() {
+            let sp = format!("{p}.sends[{j}]");
+            if !self.buses.contains_key(s.bus.as_str()) {
+                let what = if s.bus == "master" {
+                    " (sends go to buses; use output = \"master\")"
+                } else {
+                    ""
+                };
+                return Err(ck.err(
+                    &format!("{sp}.bus"),
+                    format_args!("{:?} is not a bus name{what}", s.bus),
+                ));
+            }
+            ck.within(
+                &format!("{sp}.level_db"),
+                s.level_db,
+                LANE_DB.0,
+                LANE_DB.1,
+                " dB",
+            )?;
+            if let Some(k) = sent.insert(&s.bus, j) {
+                return Err(ck.err(
+                    &format!("{sp}.bus"),
+                    format_args!(
+                        "{:?} already has a send from {p} (sends[{k}]); a strip has at most one send to a bus",
+                        s.bus
+                    ),
+                ));
+            }
+        }
+        ck.limit(
+            &format!("{p}.inserts"),
+            inserts.len(),
+            self.limits.max_inserts,
+            "inserts",
+        )?;
+        for (i, ins) in inserts.iter().enumerate() {
+            let ip = format!("{p}.inserts[{i}]");
+            if let Some(f) = ins.file() {
+                ck.stem(&format!("{ip}.ir"), f, self.limits)?;
+            }
+            ins.validate(&InsertCheck {
+                src: ck.src,
+                path: ip,
+                rate: self.rate,
+                tempo_bpm: self.tempo_bpm,
+            })?;
+        }
+        let mut seen: HashSet<&LaneTarget> = HashSet::new();
+        for lane in &auto.lanes {
+            let key = lane.target.key();
+            let lp = format!("{p}.automation.{key}");
+            if !seen.insert(&lane.target) {
+                return Err(ck.err(&lp, "written twice (one lane per key)"));
+            }
+            if lane.points.is_empty() {
+                return Err(ck.err(&lp, "a lane needs at least one [time_s, value] point"));
+            }
+            // (lo, hi, unit); None: any finite value.
+            let mut nyquist = false;
+            let range: Option<(f64, f64, &str)> = match &lane.target {
+                LaneTarget::GainDb => Some((LANE_DB.0, LANE_DB.1, " dB")),
+                LaneTarget::Pan => Some((-1.0, 1.0, "")),
+                LaneTarget::Mute => None,
+                LaneTarget::Send(bus) => {
+                    if !self.buses.contains_key(bus.as_str()) {
+                        return Err(ck.err(&lp, format_args!("{bus:?} is not a bus name")));
+                    }
+                    if !sends.iter().any(|s| &s.bus == bus) {
+                        let how = if p == "master_bus" {
+                            "the master bus has no sends"
+                        } else {
+                            "add it to sends"
+                        };
+                        return Err(ck.err(&lp, format_args!("{p} has no send to {bus:?} ({how})")));
+                    }
+                    Some((LANE_DB.0, LANE_DB.1, " dB"))
+                }
+                LaneTarget::Insert { index, param } => {
+                    let Some(ins) = inserts.get(*index) else {
+                        let has = match inserts.len() {
+                            0 => "it has no inserts".to_string(),
+                            1 => "it has inserts[0] only".to_string(),
+                            n => format!("it has inserts[0] to inserts[{}]", n - 1),
+                        };
+                        return Err(
+                            ck.err(&lp, format_args!("{p} has no inserts[{index}] ({has})"))
+                        );
+                    };
+                    let Some((lo, hi)) = ins.param_range(param) else {
+                        return Err(ck.err(
+                            &lp,
+                            format_args!(
+                                "the {} has no automatable parameter {param:?}",
+                                ins.kind()
+                            ),
+                        ));
+                    };
+                    nyquist = ins.kind() == "eq" && param.ends_with(".freq");
+                    Some((lo, hi, ""))
+                }
+            };
+            let mut prev = 0.0;
+            for (j, &(time, value)) in lane.points.iter().enumerate() {
+                let tf = format!("{lp}[{j}][0]");
+                ck.at_least(&tf, time, 0.0, " s")?;
+                if j > 0 && time < prev {
+                    return Err(ck.err(
+                        &tf,
+                        format_args!("time {time} s comes before the previous point's {prev} s (times must not decrease)"),
+                    ));
+                }
+                prev = time;
+                let vf = format!("{lp}[{j}][1]");
+                match range {
+                    Some((lo, hi, unit)) => ck.within(&vf, value, lo, hi, unit)?,
+                    None => ck.finite(&vf, value)?,
+                }
+                if nyquist {
+                    ck.freq(&vf, value, Nyquist(self.rate))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A node of the routing graph: a track or a bus.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+enum Node {
+    Track(usize),
+    Bus(usize),
+}
+
+/// An edge `from → to` (`to` needs `from`'s signal): why, and the field that says so.
+struct Edge {
+    to: Node,
+    why: &'static str,
+    field: String,
+}
+
+/// Sidechain keys name exactly one other track or bus; no routing loop through
+/// outputs, sends and keys (muted or not).
+fn check_keys_and_loops(
+    session: &Session,
+    ck: &Ck<'_>,
+    tracks: &HashMap<&str, usize>,
+    buses: &HashMap<&str, usize>,
+) -> Result<()> {
+    let nt = session.tracks.len();
+    let id = |n: Node| match n {
+        Node::Track(i) => i,
+        Node::Bus(i) => nt + i,
+    };
+    let mut edges: Vec<Vec<Edge>> = (0..nt + session.buses.len()).map(|_| Vec::new()).collect();
+    let mut route = |from: Node, p: &str, output: &Output, sends: &[Send]| {
+        if let Output::Bus(b) = output
+            && let Some(&k) = buses.get(b.as_str())
+        {
+            edges[id(from)].push(Edge {
+                to: Node::Bus(k),
+                why: "output",
+                field: format!("{p}.output"),
+            });
+        }
+        for (j, s) in sends.iter().enumerate() {
+            if let Some(&k) = buses.get(s.bus.as_str()) {
+                edges[id(from)].push(Edge {
+                    to: Node::Bus(k),
+                    why: "send",
+                    field: format!("{p}.sends[{j}].bus"),
+                });
+            }
+        }
+    };
+    // The strips' key references: (strip, its path, (field, name)).
+    let mut keyed: Vec<(Option<Node>, String, Vec<(String, &str)>)> = Vec::new();
+    for (i, t) in session.tracks.iter().enumerate() {
+        let p = format!("track[{i}] {:?}", t.name);
+        route(Node::Track(i), &p, &t.output, &t.sends);
+        let mut ks: Vec<(String, &str)> = Vec::new();
+        if let Some(k) = t.compressor.as_ref().and_then(|c| c.sidechain.as_deref()) {
+            ks.push((format!("{p}.compressor.sidechain"), k));
+        }
+        for (j, ins) in t.inserts.iter().enumerate() {
+            if let Some(k) = ins.key() {
+                ks.push((format!("{p}.inserts[{j}].sidechain"), k));
+            }
+        }
+        keyed.push((Some(Node::Track(i)), p, ks));
+    }
+    for (i, b) in session.buses.iter().enumerate() {
+        let p = format!("bus[{i}] {:?}", b.name);
+        route(Node::Bus(i), &p, &b.output, &b.sends);
+        let mut ks: Vec<(String, &str)> = Vec::new();
+        for (j, ins) in b.inserts.iter().enumerate() {
+            if let Some(k) = ins.key() {
+                ks.push((format!("{p}.inserts[{j}].sidechain"), k));
+            }
+        }
+        keyed.push((Some(Node::Bus(i)), p, ks));
+    }
+    if let Some(m) = &session.master_bus {
+        let mut ks: Vec<(String, &str)> = Vec::new();
+        for (j, ins) in m.inserts.iter().enumerate() {
+            if let Some(k) = ins.key() {
+                ks.push((format!("master_bus.inserts[{j}].sidechain"), k));
+            }
+        }
+        keyed.push((None, "master_bus".into(), ks));
+    }
+    for (strip, p, ks) in &keyed {
+        for (field, name) in ks {
+            let key = match (tracks.get(name), buses.get(name)) {
+                (Some(t), Some(b)) => {
+                    return Err(ck.err(
+                        field,
+                        format_args!(
+                            "{name:?} names both track[{t}] and bus[{b}]; a sidechain key must name exactly one track or bus (rename one)"
+                        ),
+                    ));
+                }
+                (Some(&t), None) => Node::Track(t),
+                (None, Some(&b)) => Node::Bus(b),
+                (None, None) => {
+                    return Err(ck.err(field, format_args!("{name:?} is not a track or bus name")));
+                }
+            };
+            if Some(key) == *strip {
+                return Err(ck.err(field, format_args!("{p} cannot be its own sidechain key")));
+            }
+            if let Some(s) = strip {
+                edges[id(key)].push(Edge {
+                    to: *s,
+                    why: "sidechain key",
+                    field: field.clone(),
+                });
+            }
+        }
+    }
+    let nodes: Vec<Node> = (0..nt)
+        .map(Node::Track)
+        .chain((0..session.buses.len()).map(Node::Bus))
+        .collect();
+    let Some(cycle) = graph_cycle(&nodes, &edges, id) else {
+        return Ok(());
+    };
+    let name = |n: Node| match n {
+        Node::Track(i) => format!("track {:?}", session.tracks[i].name),
+        Node::Bus(i) => format!("bus {:?}", session.buses[i].name),
+    };
+    // cycle: (node, index of the edge leaving it), starting at its lowest node.
+    let mut msg = name(cycle[0].0);
+    for &(n, e) in &cycle {
+        let edge = &edges[id(n)][e];
+        msg.push_str(&format!(" -> {} ({})", name(edge.to), edge.why));
+    }
+    let first = &edges[id(cycle[0].0)][cycle[0].1];
+    Err(ck.err(&first.field, format_args!("routing loop: {msg}")))
+}
+
+/// The first cycle of the graph (nodes in order, iterative DFS): each node with the
+/// index of its edge to the next, rotated to start at the lowest node.
+fn graph_cycle(
+    nodes: &[Node],
+    edges: &[Vec<Edge>],
+    id: impl Fn(Node) -> usize,
+) -> Option<Vec<(Node, usize)>> {
+    // 0 unvisited, 1 on the stack, 2 done.
+    let mut state = vec![0u8; nodes.len()];
+    for &start in nodes {
+        if state[id(start)] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(Node, usize)> = vec![(start, 0)];
+        state[id(start)] = 1;
+        while let Some(&mut (n, ref mut e)) = stack.last_mut() {
+            let Some(edge) = edges[id(n)].get(*e) else {
+                state[id(n)] = 2;
+                stack.pop();
+                continue;
+            };
+            *e += 1;
+            match state[id(edge.to)] {
+                0 => {
+                    state[id(edge.to)] = 1;
+                    stack.push((edge.to, 0));
+                }
+                1 => {
+                    let pos = stack.iter().position(|(m, _)| *m == edge.to)?;
+                    // The edge just taken from each node is its index minus one.
+                    let mut cycle: Vec<(Node, usize)> =
+                        stack[pos..].iter().map(|&(m, k)| (m, k - 1)).collect();
+                    let min = cycle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (m, _))| *m)
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
+                    cycle.rotate_left(min);
+                    return Some(cycle);
+                }
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Deliverable rules (shared with album files), against the default [`Limits`].
 pub(crate) fn validate_deliverables(
     src: &str,
     ds: &[Deliverable],
     rate_zero_ok: bool,
 ) -> Result<()> {
+    validate_deliverables_with(src, ds, rate_zero_ok, &Limits::default())
+}
+
+/// Deliverable rules (shared with album files). With `rate_zero_ok`, `sample_rate` 0
+/// means "each song's own rate" (an album's deliverables).
+fn validate_deliverables_with(
+    src: &str,
+    ds: &[Deliverable],
+    rate_zero_ok: bool,
+    limits: &Limits,
+) -> Result<()> {
     let ck = Ck { src };
-    ck.limit("deliverable", ds.len(), MAX_DELIVERABLES, "deliverables")?;
+    ck.limit(
+        "deliverable",
+        ds.len(),
+        limits.max_deliverables,
+        "deliverables",
+    )?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, d) in ds.iter().enumerate() {
+        ck.name_len(&format!("deliverable[{i}].name"), &d.name, limits)?;
         let p = format!("deliverable[{i}] {:?}", d.name);
         let np = format!("{p}.name");
         let n = &d.name;
@@ -311,23 +714,34 @@ pub fn bus_order(session: &Session) -> Result<Vec<usize>> {
         .map(|(i, b)| (b.name.as_str(), i))
         .collect();
     let n = session.buses.len();
-    let target = |i: usize| -> Result<Option<usize>> {
-        match &session.buses[i].output {
-            Output::Master => Ok(None),
-            Output::Bus(name) => index.get(name.as_str()).copied().map(Some).ok_or_else(|| {
+    // Every bus a bus feeds: its output and its sends.
+    let targets_of = |i: usize| -> Result<Vec<usize>> {
+        let b = &session.buses[i];
+        let mut out = Vec::new();
+        if let Output::Bus(name) = &b.output {
+            out.push(index.get(name.as_str()).copied().ok_or_else(|| {
                 ck.err(
-                    &format!("bus[{i}] {:?}.output", session.buses[i].name),
+                    &format!("bus[{i}] {:?}.output", b.name),
                     format_args!("{name:?} is not a bus name"),
                 )
-            }),
+            })?);
         }
+        for (j, s) in b.sends.iter().enumerate() {
+            out.push(index.get(s.bus.as_str()).copied().ok_or_else(|| {
+                ck.err(
+                    &format!("bus[{i}] {:?}.sends[{j}].bus", b.name),
+                    format_args!("{:?} is not a bus name", s.bus),
+                )
+            })?);
+        }
+        Ok(out)
     };
     let mut feeders = vec![0usize; n];
     let mut targets = Vec::with_capacity(n);
     for i in 0..n {
-        let t = target(i)?;
-        if let Some(t) = t {
-            feeders[t] += 1;
+        let t = targets_of(i)?;
+        for &k in &t {
+            feeders[k] += 1;
         }
         targets.push(t);
     }
@@ -336,27 +750,22 @@ pub fn bus_order(session: &Session) -> Result<Vec<usize>> {
     while order.len() < n {
         // The first ready bus in file order: n is small, O(n²) is fine.
         let Some(i) = (0..n).find(|&i| !done[i] && feeders[i] == 0) else {
-            let (start, cycle) = find_cycle(session, &index).unwrap_or((0, Vec::new()));
+            let Some((start, cycle)) = find_cycle(session, &index) else {
+                return Err(ck.err("bus", "routing loop among bus sends"));
+            };
             let names: Vec<String> = cycle
                 .iter()
                 .map(|&k| format!("{:?}", session.buses[k].name))
                 .collect();
             return Err(ck.err(
-                &format!(
-                    "bus[{start}] {:?}.output",
-                    session
-                        .buses
-                        .get(start)
-                        .map(|b| b.name.as_str())
-                        .unwrap_or("")
-                ),
+                &format!("bus[{start}] {:?}.output", session.buses[start].name),
                 format_args!("routing loop: bus {}", names.join(" -> ")),
             ));
         };
         done[i] = true;
         order.push(i);
-        if let Some(t) = targets[i] {
-            feeders[t] -= 1;
+        for &k in &targets[i] {
+            feeders[k] -= 1;
         }
     }
     Ok(order)
@@ -396,6 +805,15 @@ fn find_cycle(session: &Session, index: &HashMap<&str, usize>) -> Option<(usize,
         cleared.extend(path);
     }
     None
+}
+
+/// A number as messages write it: huge ones in exponent form (1e300, not 301 digits).
+fn short(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e15 {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -472,10 +890,34 @@ impl Ck<'_> {
         Ok(())
     }
 
-    fn stem(&self, field: &str, s: &StemRef) -> Result<()> {
+    /// A name, tag or path no longer than `limits.max_name_bytes`.
+    fn name_len(&self, field: &str, s: &str, limits: &Limits) -> Result<()> {
+        self.limit(field, s.len(), limits.max_name_bytes, "bytes")
+    }
+
+    /// round(t × rate) within the frames a mix may hold.
+    fn frames(&self, field: &str, t: f64, rate: f64, limits: &Limits) -> Result<()> {
+        let frames = crate::dsp::round_half_away(t * rate);
+        if !frames.is_finite() || frames > limits.max_mix_frames as f64 {
+            let at = if self.src.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", self.src)
+            };
+            return Err(Error::Limit(format!(
+                "{at}{field}: {} s is past the longest mix ({} frames at {rate} Hz)",
+                short(t),
+                limits.max_mix_frames
+            )));
+        }
+        Ok(())
+    }
+
+    fn stem(&self, field: &str, s: &StemRef, limits: &Limits) -> Result<()> {
         if s.name.is_empty() {
             return Err(self.err(field, "must not be empty"));
         }
+        self.name_len(field, &s.name, limits)?;
         if let Some(h) = &s.blake3
             && !(h.len() == 64
                 && h.bytes()
@@ -579,12 +1021,6 @@ impl std::ops::Deref for ValidSession {
     }
 }
 
-/// [`validate`] with explicit limits.
-pub fn validate_with(session: &Session, limits: &Limits) -> Result<()> {
-    let _ = limits;
-    validate(session)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,18 +1038,18 @@ mod tests {
             name: name.into(),
             clips: vec![Clip::whole(stem("a.wav"), 0.0)],
             from_file: true,
-            channels: None,
-            inserts: vec![],
-            automation: Automation::default(),
             gain_db: 0.0,
             pan: 0.0,
             mute: false,
             solo: false,
             invert: false,
             output,
+            channels: None,
             eq: vec![],
             compressor: None,
+            inserts: vec![],
             sends: vec![],
+            automation: Automation::default(),
             tags: vec![],
         }
     }
