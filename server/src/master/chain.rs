@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::dsp::biquad::{design, magnitude_db};
 use crate::dsp::compressor::Compressor;
 use crate::dsp::fir::{FirBank, band_split_kernels, linear_phase_kernel};
-use crate::dsp::{ProcessSpec, Processor};
+use crate::dsp::{ProcessCtx, ProcessSpec, Processor};
 use crate::engine::graph::{band_spec, compressor_params};
 use crate::session::Master;
 use crate::{Error, Result};
