@@ -406,26 +406,40 @@ fn collect_warnings(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// Hashes every stem and IR of the session (each file once, even if used twice)
-/// and writes the hashes into the session.
+/// and writes the hashes into the session. Each file must probe as audio first: one
+/// that does not (a text file, `/etc/passwd`) is an error naming the track (or bus) and
+/// the path, before anything is hashed or uploaded.
 async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     let mut by_path: HashMap<PathBuf, String> = HashMap::new();
     let mut stems: Vec<LocalStem> = Vec::new();
-    let refs = session.tracks.iter_mut().map(|t| &mut t.file).chain(
-        session
-            .buses
-            .iter_mut()
-            .filter_map(|b| b.reverb.as_mut().map(|r| &mut r.ir)),
-    );
-    for stem in refs {
+    let refs: Vec<(String, &mut session::StemRef)> = session
+        .tracks
+        .iter_mut()
+        .map(|t| (format!("track {:?}", t.name), &mut t.file))
+        .chain(session.buses.iter_mut().filter_map(|b| {
+            let owner = format!("bus {:?} (reverb IR)", b.name);
+            b.reverb.as_mut().map(|r| (owner, &mut r.ir))
+        }))
+        .collect();
+    let mut checked: Vec<(String, PathBuf, &mut session::StemRef)> = Vec::new();
+    for (owner, stem) in refs {
         let path = stem
             .path
             .clone()
-            .ok_or_else(|| anyhow!("{}: no local path", stem.name))?;
+            .ok_or_else(|| anyhow!("{owner}: {}: no local path", stem.name))?;
+        check_audio(path.clone(), stem.name.clone())
+            .await
+            .map_err(|e| anyhow!("{owner}: {e}"))?;
+        checked.push((owner, path, stem));
+    }
+    for (owner, path, stem) in checked {
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let hash = match by_path.get(&key) {
             Some(h) => h.clone(),
             None => {
-                let h = hash_file(path.clone()).await?;
+                let h = hash_bytes(path.clone())
+                    .await
+                    .map_err(|e| anyhow!("{owner}: {e}"))?;
                 by_path.insert(key, h.clone());
                 if !stems.iter().any(|s| s.hash == h) {
                     stems.push(LocalStem {
@@ -442,8 +456,26 @@ async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     Ok(stems)
 }
 
-/// BLAKE3 of a file, lower-case hex, on a blocking thread.
+/// The file must probe as audio (the same checks the server runs), on a blocking
+/// thread; the error names the file as `display`.
+async fn check_audio(path: PathBuf, display: String) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        bounce_server::audio::probe(&path, &display)
+            .map(|_| ())
+            .map_err(|e| anyhow!("{e}; not uploaded"))
+    })
+    .await
+    .map_err(|e| anyhow!("probing: {e}"))?
+}
+
+/// BLAKE3 of an audio file, lower-case hex: the file must probe as audio first.
 async fn hash_file(path: PathBuf) -> Result<String> {
+    check_audio(path.clone(), path.display().to_string()).await?;
+    hash_bytes(path).await
+}
+
+/// BLAKE3 of a file, lower-case hex, on a blocking thread.
+async fn hash_bytes(path: PathBuf) -> Result<String> {
     tokio::task::spawn_blocking(move || -> Result<String> {
         let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
         let mut hasher = blake3::Hasher::new();

@@ -451,13 +451,19 @@ struct Source {
     exact: bool,
     /// Most input frames decoding may yield (the caller's limit at this file's rate).
     max_in: u64,
+    /// The format puts the end of the audio at `info.frames`: decoded data beyond it is
+    /// padding, dropped (Ogg Vorbis: the last page's granule position; AIFF: COMM).
+    ends_at_count: bool,
 }
 
 fn bad(display: &str, what: impl std::fmt::Display) -> Error {
     Error::BadAudio(format!("{display}: {what}"))
 }
 
-fn open_format(path: &Path, display: &str) -> Result<Box<dyn FormatReader>> {
+fn open_format(
+    path: &Path,
+    display: &str,
+) -> Result<(Box<dyn FormatReader>, super::precheck::Header)> {
     let mut file = File::open(path).map_err(|e| Error::io(display, e))?;
     let meta = file.metadata().map_err(|e| Error::io(display, e))?;
     if !meta.is_file() {
@@ -467,7 +473,7 @@ fn open_format(path: &Path, display: &str) -> Result<Box<dyn FormatReader>> {
     if len == 0 {
         return Err(bad(display, "empty file (0 bytes)"));
     }
-    super::precheck::check(&file, len, display)?;
+    let header = super::precheck::check(&file, len, display)?;
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(display, e))?;
     let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
@@ -487,7 +493,7 @@ fn open_format(path: &Path, display: &str) -> Result<Box<dyn FormatReader>> {
                 format_args!("not a readable audio file ({})", sym_msg(&e)),
             )
         })?;
-    Ok(probed.format)
+    Ok((probed.format, header))
 }
 
 /// Bytes per sample for PCM codecs (to check the data length against the header).
@@ -528,8 +534,11 @@ impl Source {
     /// Opens and probes a file; `max_in(rate)` is the most frames decoding may yield
     /// at the file's rate (it bounds the counting pass too).
     fn open(path: &Path, display: &str, max_in: impl Fn(u32) -> u64) -> Result<Self> {
-        let format = open_format(path, display)?;
-        let (track_id, params) = first_audio_track(&*format, display)?;
+        let (format, header) = open_format(path, display)?;
+        let (track_id, mut params) = first_audio_track(&*format, display)?;
+        if let Some(n) = header.aiff_frames {
+            params.n_frames = Some(n);
+        }
         let sample_rate = params
             .sample_rate
             .filter(|r| *r > 0)
@@ -550,6 +559,8 @@ impl Source {
                 frames: 0,
             },
             display: display.to_string(),
+            ends_at_count: header.aiff_frames.is_some()
+                || params.codec == codecs::CODEC_TYPE_VORBIS,
             params,
             exact: false,
             max_in: max_in(sample_rate),
@@ -581,6 +592,7 @@ impl Source {
                 };
                 again.exact = true;
                 again.max_in = src.max_in;
+                again.ends_at_count = false;
                 src = again;
             }
         }
@@ -592,9 +604,13 @@ impl Source {
 
     /// Reopens a file (second pass after counting, or after the PCM size check).
     fn open_counted(path: &Path, display: &str) -> Result<Self> {
-        let format = open_format(path, display)?;
-        let (track_id, params) = first_audio_track(&*format, display)?;
+        let (format, header) = open_format(path, display)?;
+        let (track_id, mut params) = first_audio_track(&*format, display)?;
+        if let Some(n) = header.aiff_frames {
+            params.n_frames = Some(n);
+        }
         Ok(Source {
+            ends_at_count: header.aiff_frames.is_some(),
             track_id,
             params,
             format,
@@ -646,6 +662,7 @@ impl Source {
             info,
             display,
             max_in,
+            ends_at_count,
             ..
         } = self;
         let mss = format.into_inner();
@@ -671,6 +688,7 @@ impl Source {
         }
         again.info = info;
         again.max_in = max_in;
+        again.ends_at_count = ends_at_count;
         Ok(again)
     }
 
@@ -738,6 +756,7 @@ impl Source {
             rate: self.info.sample_rate,
             declared: self.info.frames,
             exact: self.exact,
+            stop_at: self.ends_at_count.then_some(self.info.frames),
             max_in: self.max_in,
             limit,
             decoded: 0,
@@ -789,6 +808,8 @@ struct Cursor {
     declared: u64,
     /// `declared` is exact: ending short of it is truncation.
     exact: bool,
+    /// The audio ends here by the format's definition; decoded frames beyond are dropped.
+    stop_at: Option<u64>,
     /// Most frames the data may hold (the caller's limit at the file's rate).
     max_in: u64,
     limit: FrameLimit,
@@ -815,6 +836,9 @@ impl Cursor {
             self.decode_next()?;
         }
         let k = (self.len - self.pos).min(n);
+        if k == 0 {
+            return Ok(0);
+        }
         let buf = self.decoder.last_decoded();
         for (ch, d) in dst.iter_mut().enumerate().take(self.channels) {
             let d = &mut d.as_mut()[at..at + k];
@@ -836,7 +860,12 @@ impl Cursor {
     /// Decodes the next packet of our track, or marks the end (checking the count).
     fn decode_next(&mut self) -> Result<()> {
         let at = self.decoded + (self.len - self.pos) as u64;
-        let Some(packet) = next_packet(&mut *self.format, &self.display, at)? else {
+        let packet = if self.stop_at.is_some_and(|s| at >= s) {
+            None
+        } else {
+            next_packet(&mut *self.format, &self.display, at)?
+        };
+        let Some(packet) = packet else {
             if self.exact && at < self.declared {
                 return Err(bad(
                     &self.display,
@@ -879,6 +908,11 @@ impl Cursor {
                 ));
             }
         }
+        // Drop what lies past the format's end of the audio.
+        let frames = match self.stop_at {
+            Some(s) => frames.min(usize::try_from(s.saturating_sub(at)).unwrap_or(usize::MAX)),
+            None => frames,
+        };
         if at + frames as u64 > self.max_in {
             return Err(self.limit.error(&self.display));
         }

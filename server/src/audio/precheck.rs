@@ -24,8 +24,17 @@ use crate::{Error, Result};
 /// Most bytes of Ogg packet data examined for header packets.
 const OGG_SCAN_BYTES: u64 = 16 << 20;
 
+/// What the checks learnt that symphonia gets wrong.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Header {
+    /// AIFF's `COMM` frame count. Symphonia 0.5 derives the count from the `SSND`
+    /// chunk's length, which includes its 8-byte offset/block-size prefix (and so
+    /// reports more frames than the file holds).
+    pub aiff_frames: Option<u64>,
+}
+
 /// Checks the headers of an opened file of `len` bytes; `display` names it in errors.
-pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<()> {
+pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<Header> {
     let mut r = Reader::new(file, len, display);
     let mut at = 0u64;
     // ID3v2 tags (possibly several) in front of MP3/AAC/FLAC.
@@ -46,8 +55,13 @@ pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<()> {
         return Err(r.bad("too short to be an audio file".to_string()));
     };
     match (&m[..4], &m[8..12]) {
+        (b"FORM", b"AIFF") | (b"FORM", b"AIFC") if at == 0 => {
+            let frames = aiff(&mut r, &m[8..12] == b"AIFC")?;
+            return Ok(Header {
+                aiff_frames: Some(frames),
+            });
+        }
         (b"RIFF", b"WAVE") if at == 0 => wav(&mut r),
-        (b"FORM", b"AIFF") | (b"FORM", b"AIFC") if at == 0 => aiff(&mut r, &m[8..12] == b"AIFC"),
         (b"fLaC", _) => flac(&mut r, at + 4),
         (b"OggS", _) if at == 0 => ogg(&mut r),
         (b"caff", _) if at == 0 => Ok(()),
@@ -59,7 +73,8 @@ pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<()> {
         _ => Err(r.bad(
             "not a supported audio file (WAV, AIFF, FLAC, Ogg, MP3, M4A or CAF)".to_string(),
         )),
-    }
+    }?;
+    Ok(Header::default())
 }
 
 fn syncsafe(b: &[u8]) -> Option<u64> {
@@ -237,20 +252,17 @@ fn extended(b: &[u8; 10]) -> f64 {
     sign * (mant as f64) * 2f64.powi(exp - 16383 - 63)
 }
 
-/// AIFF/AIFC: chunks before `SSND` inside the file; `COMM` sane.
-fn aiff(r: &mut Reader<'_>, aifc: bool) -> Result<()> {
+/// AIFF/AIFC: chunks before `SSND` inside the file; `COMM` sane. Returns COMM's
+/// frame count.
+fn aiff(r: &mut Reader<'_>, aifc: bool) -> Result<u64> {
     let mut at = 12u64;
-    let mut seen_comm = false;
+    let mut seen_comm = None;
     while let Some(h) = r.peek::<8>(at)? {
         let id = [h[0], h[1], h[2], h[3]];
         let size = u64::from(u32be(&h[4..8]));
         let body = at + 8;
         if &id == b"SSND" {
-            return if seen_comm {
-                Ok(())
-            } else {
-                Err(r.bad("SSND chunk before the COMM chunk".to_string()))
-            };
+            return seen_comm.ok_or_else(|| r.bad("SSND chunk before the COMM chunk".to_string()));
         }
         if body + size > r.len {
             return Err(r.bad(format!(
@@ -265,6 +277,7 @@ fn aiff(r: &mut Reader<'_>, aifc: bool) -> Result<()> {
             }
             let c = r.get::<18>(body, "COMM chunk")?;
             let channels = i16::from_be_bytes([c[0], c[1]]);
+            let frames = u64::from(u32be(&c[2..6]));
             let bits = i16::from_be_bytes([c[6], c[7]]);
             let mut rate = [0u8; 10];
             rate.copy_from_slice(&c[8..18]);
@@ -273,7 +286,7 @@ fn aiff(r: &mut Reader<'_>, aifc: bool) -> Result<()> {
                 return Err(r.bad(format!("{bits} bits per sample in the header")));
             }
             check_rate(r, extended(&rate))?;
-            seen_comm = true;
+            seen_comm = Some(frames);
         }
         at = body + size + (size & 1);
     }
