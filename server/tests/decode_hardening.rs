@@ -322,7 +322,7 @@ fn matroska_and_unknown_files_are_refused_by_name() {
     assert_bad(&expect_err(probe(&p, "x.mka")), "x.mka", "Matroska");
     let p = dir.path().join("passwd");
     std::fs::write(&p, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-    assert_bad(&expect_err(probe(&p, "passwd")), "passwd", "not a supported audio file");
+    assert_bad(&expect_err(probe(&p, "passwd")), "passwd", "not a readable audio file");
 }
 
 #[test]
@@ -415,4 +415,77 @@ fn random_bytes_behind_known_magics_never_panic() {
             }
         }
     }
+}
+
+#[test]
+fn alac_m4a_and_caf_from_ffmpeg_decode_exactly() {
+    // ALAC and PCM are lossless: the samples equal those of the WAV made from the same
+    // source by the same tool.
+    let dir = tempfile::tempdir().unwrap();
+    let test = "alac_m4a_and_caf_from_ffmpeg_decode_exactly";
+    let src = "sine=frequency=440:sample_rate=44100:duration=0.5";
+    let files = [
+        ("x.wav", "pcm_s16le"),
+        ("x.m4a", "alac"),
+        ("x.caf", "pcm_s16be"),
+    ];
+    for (name, codec) in files {
+        let p = dir.path().join(name);
+        let args = [
+            "-v", "error", "-y", "-f", "lavfi", "-i", src, "-c:a", codec, s(&p),
+        ];
+        if run("ffmpeg", &args, test).is_none() {
+            return;
+        }
+    }
+    let want = read_all(&dir.path().join("x.wav"), "x.wav").unwrap();
+    assert_eq!(want.frames(), 22050);
+    for name in ["x.m4a", "x.caf"] {
+        let got = read_all(&dir.path().join(name), name).unwrap();
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+#[test]
+fn mp4_sample_table_claiming_4_billion_entries_is_refused() {
+    // symphonia reserves Vec::with_capacity(entry_count) for stco/stsz/stts/stsc: 4G
+    // entries would be a 16-48 GiB reservation.
+    let dir = tempfile::tempdir().unwrap();
+    let test = "mp4_sample_table_claiming_4_billion_entries_is_refused";
+    let p = dir.path().join("x.m4a");
+    let args = [
+        "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "alac", s(&p),
+    ];
+    if run("ffmpeg", &args, test).is_none() {
+        return;
+    }
+    let good = std::fs::read(&p).unwrap();
+    assert!(read_all(&p, "x.m4a").is_ok());
+    for table in [b"stco", b"stsc", b"stts"] {
+        let mut b = good.clone();
+        let i = b.windows(4).position(|w| w == table).unwrap();
+        b[i + 8..i + 12].copy_from_slice(&0xFFFF_FFF0u32.to_be_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = expect_err(read_all(&p, "x.m4a"));
+        assert_bad(&e, "x.m4a", "entries does not fit");
+    }
+}
+
+#[test]
+fn caf_packet_table_claiming_too_many_packets_is_refused() {
+    let mut b = b"caff\x00\x01\x00\x00".to_vec();
+    b.extend_from_slice(b"desc");
+    b.extend_from_slice(&32i64.to_be_bytes());
+    b.extend_from_slice(&44100f64.to_be_bytes());
+    b.extend_from_slice(b"aac ");
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    b.extend_from_slice(b"pakt");
+    b.extend_from_slice(&24i64.to_be_bytes());
+    b.extend_from_slice(&i64::MAX.to_be_bytes());
+    b.extend_from_slice(&[0; 16]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.caf");
+    std::fs::write(&p, &b).unwrap();
+    let e = expect_err(read_all(&p, "x.caf"));
+    assert_bad(&e, "x.caf", "packet table");
 }

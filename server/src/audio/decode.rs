@@ -964,3 +964,39 @@ fn convert(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_under_guard_is_a_bad_audio_error_naming_the_file() {
+        let r: Result<()> = guarded("stems/x.mka", || {
+            let v: Vec<u8> = Vec::new();
+            let i = v.len() + 3;
+            // An out-of-bounds index, as a decoder bug would do it.
+            std::hint::black_box(v[i]);
+            Ok(())
+        });
+        let e = r.expect_err("the panic must become an error");
+        let m = e.to_string();
+        assert!(matches!(e, Error::BadAudio(_)), "{e:?}");
+        assert!(
+            m.starts_with("cannot decode stems/x.mka: the decoder failed on this data"),
+            "{m}"
+        );
+        assert!(m.contains("index out of bounds"), "{m}");
+        // The thread is fine afterwards, and panics outside the guard still panic.
+        assert_eq!(guarded("y", || Ok(5)).expect("no panic"), 5);
+        assert!(std::panic::catch_unwind(|| panic!("outside")).is_err());
+    }
+
+    #[test]
+    fn input_budget_is_the_largest_input_within_the_limit() {
+        for (max, from, to) in [(48000u64, 44100u32, 48000u32), (1000, 48000, 44100), (7, 3, 2)] {
+            let n = input_budget(max, from, to);
+            assert!(output_len(n, from, to) <= max);
+            assert!(output_len(n + 1, from, to) > max);
+        }
+    }
+}

@@ -12,7 +12,8 @@
 //!
 //! Accepted: WAV (RIFF/WAVE), AIFF/AIFC, FLAC, Ogg (Vorbis, FLAC, Opus headers), MP3 and
 //! ADTS AAC (frame sync, optionally behind an ID3v2 tag), MP4/M4A (ISO BMFF) and CAF.
-//! Matroska/WebM and anything unrecognised are refused.
+//! Matroska/WebM and anything unrecognised are refused. MP4 sample tables and CAF
+//! packet tables (symphonia reserves their entry counts up front) must fit their boxes.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -64,14 +65,17 @@ pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<Header> {
         (b"RIFF", b"WAVE") if at == 0 => wav(&mut r),
         (b"fLaC", _) => flac(&mut r, at + 4),
         (b"OggS", _) if at == 0 => ogg(&mut r),
-        (b"caff", _) if at == 0 => Ok(()),
-        (_, _) if &m[4..8] == b"ftyp" && at == 0 => Ok(()),
+        (b"caff", _) if at == 0 => caf(&mut r),
+        (_, _) if &m[4..8] == b"ftyp" && at == 0 => {
+            let len = r.len;
+            mp4(&mut r, 0, len, 0)
+        }
         (_, _) if m[0] == 0xFF && m[1] & 0xE0 == 0xE0 => Ok(()),
         _ if m[..4] == [0x1A, 0x45, 0xDF, 0xA3] => Err(r.bad(
             "Matroska/WebM is not accepted (use WAV, AIFF, FLAC, Ogg, MP3 or M4A)".to_string(),
         )),
         _ => Err(r.bad(
-            "not a supported audio file (WAV, AIFF, FLAC, Ogg, MP3, M4A or CAF)".to_string(),
+            "not a readable audio file (accepted: WAV, AIFF, FLAC, Ogg, MP3, M4A, CAF)".to_string(),
         )),
     }?;
     Ok(Header::default())
@@ -496,6 +500,104 @@ fn ogg_packet(r: &Reader<'_>, pkt: &[u8], index: usize, flac: &mut bool) -> Resu
     }
     if let Some(rest) = pkt.strip_prefix(b"OpusTags") {
         return comments(r, rest, "Opus comment header");
+    }
+    Ok(())
+}
+
+/// ISO BMFF boxes in `start..end`: each inside its parent; the sample-table boxes whose
+/// entry count symphonia reserves (`Vec::with_capacity(count)`) hold that many entries.
+fn mp4(r: &mut Reader<'_>, start: u64, end: u64, depth: usize) -> Result<()> {
+    let mut at = start;
+    while at + 8 <= end {
+        let h = r.get::<8>(at, "MP4 box header")?;
+        let id = [h[4], h[5], h[6], h[7]];
+        let name = String::from_utf8_lossy(&id).into_owned();
+        let (size, head) = match u32be(&h[..4]) {
+            0 => (end - at, 8),
+            1 => (u64::from_be_bytes(r.get::<8>(at + 8, "MP4 box header")?), 16),
+            n => (u64::from(n), 8),
+        };
+        if size < head || at.checked_add(size).is_none_or(|e| e > end) {
+            return Err(r.bad(format!(
+                "MP4 box {name:?} of {size} bytes runs past its parent"
+            )));
+        }
+        let body = at + head;
+        let body_len = size - head;
+        // (bytes before the count, bytes per entry)
+        let table = match &id {
+            b"stco" | b"stss" => Some((4, 4)),
+            b"co64" | b"stts" | b"ctts" => Some((4, 8)),
+            b"stsc" => Some((4, 12)),
+            b"stsz" => {
+                let f = r.get::<12>(body, "MP4 stsz box")?;
+                (u32be(&f[4..8]) == 0).then_some((8, 4))
+            }
+            _ => None,
+        };
+        if let Some((skip, entry)) = table {
+            let c = r.get::<4>(body + skip, "MP4 sample table")?;
+            let count = u64::from(u32be(&c));
+            if count * entry > body_len.saturating_sub(skip + 4) {
+                return Err(r.bad(format!(
+                    "MP4 {name:?} table of {count} entries does not fit its {size}-byte box"
+                )));
+            }
+        }
+        let inner = match &id {
+            b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"dinf" | b"udta"
+            | b"mvex" | b"moof" | b"traf" => Some(body),
+            b"meta" => Some(body + 4),
+            _ => None,
+        };
+        if let Some(inner) = inner
+            && depth < 16
+        {
+            mp4(r, inner.min(at + size), at + size, depth + 1)?;
+        }
+        at += size;
+    }
+    Ok(())
+}
+
+/// CAF: chunks inside the file (only the audio data may run to the end), `desc` sane,
+/// the packet table no longer than its chunk.
+fn caf(r: &mut Reader<'_>) -> Result<()> {
+    let mut at = 8u64;
+    while let Some(h) = r.peek::<12>(at)? {
+        let id = [h[0], h[1], h[2], h[3]];
+        let name = String::from_utf8_lossy(&id).into_owned();
+        let size = i64::from_be_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+        let body = at + 12;
+        if &id == b"data" && size == -1 {
+            return Ok(());
+        }
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        if body.checked_add(size).is_none_or(|e| e > r.len) {
+            return Err(r.bad(format!(
+                "CAF chunk {name:?} of {size} bytes runs past the end of the file"
+            )));
+        }
+        match &id {
+            b"desc" => {
+                let d = r.get::<32>(body, "CAF desc chunk")?;
+                let rate = f64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+                check_rate(r, rate)?;
+                check_channels(r, u64::from(u32be(&d[24..28])))?;
+            }
+            b"pakt" => {
+                let p = r.get::<8>(body, "CAF packet table")?;
+                let n = i64::from_be_bytes(p);
+                // Every entry takes at least one byte after the 24-byte header.
+                if u64::try_from(n).is_ok_and(|n| n > size.saturating_sub(24)) {
+                    return Err(r.bad(format!(
+                        "CAF packet table of {n} packets does not fit its {size}-byte chunk"
+                    )));
+                }
+            }
+            _ => {}
+        }
+        at = body + size;
     }
     Ok(())
 }
