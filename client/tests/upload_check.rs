@@ -183,7 +183,11 @@ fn a_session_naming_non_audio_files_uploads_nothing() {
     }
     // The server is untouched and still answers.
     let out = bounce(&["jobs", "--json", "--server", &daemon.url], cache.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v, serde_json::json!([]));
 }

@@ -45,8 +45,9 @@ fn check<T>(r: Result<T, Error>, input: &[u8]) -> Option<T> {
 }
 
 fn fxhash(b: &[u8]) -> u64 {
-    b.iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| {
+        (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -67,7 +68,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(buf.channels.iter().flatten().all(|x| x.is_finite()));
     }
     // A rate that forces resampling for most inputs.
-    if let Some(mut r) = check(StemReader::open_limited(&path, "fz", 48_000, MAX_FRAMES), data) {
+    if let Some(mut r) = check(
+        StemReader::open_limited(&path, "fz", 48_000, MAX_FRAMES),
+        data,
+    ) {
         let c = r.channels();
         let mut bufs = vec![vec![0.0f32; 4096]; c];
         let mut total = 0u64;

@@ -119,9 +119,21 @@ fn wav_with_zero_or_absurd_format_fields_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("ch0.wav", wav_bytes(0, 44100, 16, 4, 100), "0 channels"),
-        ("bits0.wav", wav_bytes(2, 44100, 0, 4, 100), "0 bits per sample"),
-        ("align0.wav", wav_bytes(2, 44100, 16, 0, 100), "block alignment 0"),
-        ("huge.wav", wav_bytes(2, 4_000_000_000, 16, 4, 100), "4000000000 Hz"),
+        (
+            "bits0.wav",
+            wav_bytes(2, 44100, 0, 4, 100),
+            "0 bits per sample",
+        ),
+        (
+            "align0.wav",
+            wav_bytes(2, 44100, 16, 0, 100),
+            "block alignment 0",
+        ),
+        (
+            "huge.wav",
+            wav_bytes(2, 4_000_000_000, 16, 4, 100),
+            "4000000000 Hz",
+        ),
     ];
     for (name, bytes, words) in cases {
         let p = dir.path().join(name);
@@ -158,7 +170,18 @@ fn sox_flac(dir: &Path, name: &str, seconds: &str, test: &str) -> Option<(PathBu
     run(
         "sox",
         &[
-            "-n", "-r", "44100", "-c", "1", "-b", "16", s(&p), "synth", seconds, "sine", "1000",
+            "-n",
+            "-r",
+            "44100",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            s(&p),
+            "synth",
+            seconds,
+            "sine",
+            "1000",
         ],
         test,
     )?;
@@ -180,7 +203,18 @@ fn flac_header_claiming_24_h_at_384_khz_is_refused_without_allocating() {
     let test = "flac_header_claiming_24_h_at_384_khz_is_refused_without_allocating";
     let p = dir.path().join("tiny.flac");
     let args = [
-        "-n", "-r", "384000", "-c", "1", "-b", "16", s(&p), "synth", "0.01", "sine", "1000",
+        "-n",
+        "-r",
+        "384000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        s(&p),
+        "synth",
+        "0.01",
+        "sine",
+        "1000",
     ];
     if run("sox", &args, test).is_none() {
         return;
@@ -318,11 +352,21 @@ fn flac_with_impossible_block_sizes_is_refused() {
 fn matroska_and_unknown_files_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.mka");
-    std::fs::write(&p, [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 1, 0, 0, 0, 0]).unwrap();
+    std::fs::write(
+        &p,
+        [
+            0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81, 1, 0, 0, 0, 0,
+        ],
+    )
+    .unwrap();
     assert_bad(&expect_err(probe(&p, "x.mka")), "x.mka", "Matroska");
     let p = dir.path().join("passwd");
     std::fs::write(&p, "root:x:0:0:root:/root:/bin/bash\n").unwrap();
-    assert_bad(&expect_err(probe(&p, "passwd")), "passwd", "not a readable audio file");
+    assert_bad(
+        &expect_err(probe(&p, "passwd")),
+        "passwd",
+        "not a readable audio file",
+    );
 }
 
 #[test]
@@ -331,11 +375,24 @@ fn ogg_vorbis_from_sox_decodes() {
     let test = "ogg_vorbis_from_sox_decodes";
     let (p, raw) = (dir.path().join("x.ogg"), dir.path().join("x.f32"));
     let args = [
-        "-n", "-r", "44100", "-c", "2", s(&p), "synth", "0.5", "sine", "440",
+        "-n",
+        "-r",
+        "44100",
+        "-c",
+        "2",
+        s(&p),
+        "synth",
+        "0.5",
+        "sine",
+        "440",
     ];
     run("sox", &args, test);
     // The reference: sox's own decode (libvorbisfile), interleaved f32.
-    let Some(()) = run("sox", &[s(&p), "-t", "f32", "-e", "floating-point", s(&raw)], test) else {
+    let Some(()) = run(
+        "sox",
+        &[s(&p), "-t", "f32", "-e", "floating-point", s(&raw)],
+        test,
+    ) else {
         return;
     };
     let want: Vec<f32> = std::fs::read(&raw)
@@ -367,14 +424,26 @@ fn aiff_from_ffmpeg_decodes_like_its_wav() {
     let test = "aiff_from_ffmpeg_decodes_like_its_wav";
     for out in [&aiff, &wav] {
         let args = [
-            "-v", "error", "-y", "-f", "lavfi", "-i", "sine", "-t", "1", s(out),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine",
+            "-t",
+            "1",
+            s(out),
         ];
         if run("ffmpeg", &args, test).is_none() {
             return;
         }
     }
     let info = probe(&aiff, "x.aiff").unwrap();
-    assert_eq!((info.channels, info.sample_rate, info.frames), (1, 44100, 44100));
+    assert_eq!(
+        (info.channels, info.sample_rate, info.frames),
+        (1, 44100, 44100)
+    );
     let a = read_all(&aiff, "x.aiff").unwrap();
     let w = read_all(&wav, "x.wav").unwrap();
     assert_eq!(a.frames(), 44100);
@@ -432,7 +501,16 @@ fn alac_m4a_and_caf_from_ffmpeg_decode_exactly() {
     for (name, codec) in files {
         let p = dir.path().join(name);
         let args = [
-            "-v", "error", "-y", "-f", "lavfi", "-i", src, "-c:a", codec, s(&p),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            src,
+            "-c:a",
+            codec,
+            s(&p),
         ];
         if run("ffmpeg", &args, test).is_none() {
             return;
@@ -454,7 +532,16 @@ fn mp4_sample_table_claiming_4_billion_entries_is_refused() {
     let test = "mp4_sample_table_claiming_4_billion_entries_is_refused";
     let p = dir.path().join("x.m4a");
     let args = [
-        "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "alac", s(&p),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=0.2",
+        "-c:a",
+        "alac",
+        s(&p),
     ];
     if run("ffmpeg", &args, test).is_none() {
         return;

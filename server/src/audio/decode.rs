@@ -413,7 +413,10 @@ fn read_all_inner(path: &Path, display: &str, max_frames: u64) -> Result<AudioBu
     loop {
         for c in &mut channels {
             c.try_reserve(STEP).map_err(|_| {
-                Error::Limit(format!("{display}: {} frames do not fit in memory", k + STEP))
+                Error::Limit(format!(
+                    "{display}: {} frames do not fit in memory",
+                    k + STEP
+                ))
             })?;
             c.resize(k + STEP, 0.0);
         }
@@ -993,7 +996,11 @@ mod tests {
 
     #[test]
     fn input_budget_is_the_largest_input_within_the_limit() {
-        for (max, from, to) in [(48000u64, 44100u32, 48000u32), (1000, 48000, 44100), (7, 3, 2)] {
+        for (max, from, to) in [
+            (48000u64, 44100u32, 48000u32),
+            (1000, 48000, 44100),
+            (7, 3, 2),
+        ] {
             let n = input_budget(max, from, to);
             assert!(output_len(n, from, to) <= max);
             assert!(output_len(n + 1, from, to) > max);

@@ -228,9 +228,9 @@ fn wav(r: &mut Reader<'_>) -> Result<()> {
                     }
                     let ssize = u64::from(u32le(&sh[4..8]));
                     if sub + 8 + ssize > end {
-                        return Err(r.bad(format!(
-                            "LIST entry of {ssize} bytes runs past its chunk"
-                        )));
+                        return Err(
+                            r.bad(format!("LIST entry of {ssize} bytes runs past its chunk"))
+                        );
                     }
                     sub += 8 + ssize + (ssize & 1);
                 }
@@ -390,7 +390,10 @@ fn picture(r: &Reader<'_>, b: &[u8]) -> Result<()> {
     let mut p = 4usize; // picture type
     for _ in 0..2 {
         let n = b.get(p..p + 4).map(u32be).ok_or_else(err)? as usize;
-        p = p.checked_add(4 + n).filter(|&e| e <= b.len()).ok_or_else(err)?;
+        p = p
+            .checked_add(4 + n)
+            .filter(|&e| e <= b.len())
+            .ok_or_else(err)?;
     }
     p += 16; // width, height, depth, colours
     let n = b.get(p..p + 4).map(u32be).ok_or_else(err)? as usize;
@@ -514,7 +517,10 @@ fn mp4(r: &mut Reader<'_>, start: u64, end: u64, depth: usize) -> Result<()> {
         let name = String::from_utf8_lossy(&id).into_owned();
         let (size, head) = match u32be(&h[..4]) {
             0 => (end - at, 8),
-            1 => (u64::from_be_bytes(r.get::<8>(at + 8, "MP4 box header")?), 16),
+            1 => (
+                u64::from_be_bytes(r.get::<8>(at + 8, "MP4 box header")?),
+                16,
+            ),
             n => (u64::from(n), 8),
         };
         if size < head || at.checked_add(size).is_none_or(|e| e > end) {
