@@ -269,7 +269,7 @@ fn flac_whose_data_outgrows_its_header_stops_at_the_limit() {
     let mut r = StemReader::open_limited(&p, "under.flac", 48000, 20_000).unwrap();
     assert_limit(&expect_err(stream_all(&mut r)), "under.flac", 20_000);
     // A failed reader stays failed.
-    let mut l = vec![0.0f32; 10];
+    let mut l = [0.0f32; 10];
     assert!(r.read(&mut [&mut l[..]]).is_err());
 }
 
