@@ -457,20 +457,62 @@ fn collect_warnings(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// Hashes every stem and IR of the session (each file once, even if used twice)
-/// and writes the hashes into the session.
+/// and writes the hashes into the session. Each file must probe as audio first: one
+/// that does not (a text file, `/etc/passwd`) is an error naming the track (or bus) and
+/// the path, before anything is hashed or uploaded.
 async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     let mut by_path: HashMap<PathBuf, String> = HashMap::new();
     let mut stems: Vec<LocalStem> = Vec::new();
-    for stem in session::stems_mut(session) {
+    // Every file with the strip that names it, for messages.
+    let mut refs: Vec<(String, &mut session::StemRef)> = Vec::new();
+    for t in &mut session.tracks {
+        let owner = format!("track {:?}", t.name);
+        for c in &mut t.clips {
+            refs.push((owner.clone(), &mut c.file));
+        }
+        for i in &mut t.inserts {
+            if let Some(f) = i.file_mut() {
+                refs.push((format!("{owner} (reverb IR)"), f));
+            }
+        }
+    }
+    for b in &mut session.buses {
+        let owner = format!("bus {:?} (reverb IR)", b.name);
+        if let Some(r) = &mut b.reverb {
+            refs.push((owner.clone(), &mut r.ir));
+        }
+        for i in &mut b.inserts {
+            if let Some(f) = i.file_mut() {
+                refs.push((owner.clone(), f));
+            }
+        }
+    }
+    if let Some(m) = &mut session.master_bus {
+        for i in &mut m.inserts {
+            if let Some(f) = i.file_mut() {
+                refs.push(("master_bus (reverb IR)".to_string(), f));
+            }
+        }
+    }
+    let mut checked: Vec<(String, PathBuf, &mut session::StemRef)> = Vec::new();
+    for (owner, stem) in refs {
         let path = stem
             .path
             .clone()
-            .ok_or_else(|| anyhow!("{}: no local path", stem.name))?;
+            .ok_or_else(|| anyhow!("{owner}: {}: no local path", stem.name))?;
+        check_audio(path.clone(), stem.name.clone())
+            .await
+            .map_err(|e| anyhow!("{owner}: {e}"))?;
+        checked.push((owner, path, stem));
+    }
+    for (owner, path, stem) in checked {
         let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
         let hash = match by_path.get(&key) {
             Some(h) => h.clone(),
             None => {
-                let h = hash_file(path.clone()).await?;
+                let h = hash_bytes(path.clone())
+                    .await
+                    .map_err(|e| anyhow!("{owner}: {e}"))?;
                 by_path.insert(key, h.clone());
                 if !stems.iter().any(|s| s.hash == h) {
                     stems.push(LocalStem {
@@ -487,8 +529,26 @@ async fn hash_session_stems(session: &mut Session) -> Result<Vec<LocalStem>> {
     Ok(stems)
 }
 
-/// BLAKE3 of a file, lower-case hex, on a blocking thread.
+/// The file must probe as audio (the same checks the server runs), on a blocking
+/// thread; the error names the file as `display`.
+async fn check_audio(path: PathBuf, display: String) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        bounce_server::audio::probe(&path, &display)
+            .map(|_| ())
+            .map_err(|e| anyhow!("{e}; not uploaded"))
+    })
+    .await
+    .map_err(|e| anyhow!("probing: {e}"))?
+}
+
+/// BLAKE3 of an audio file, lower-case hex: the file must probe as audio first.
 async fn hash_file(path: PathBuf) -> Result<String> {
+    check_audio(path.clone(), path.display().to_string()).await?;
+    hash_bytes(path).await
+}
+
+/// BLAKE3 of a file, lower-case hex, on a blocking thread.
+async fn hash_bytes(path: PathBuf) -> Result<String> {
     tokio::task::spawn_blocking(move || -> Result<String> {
         let file = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
         let mut hasher = blake3::Hasher::new();
