@@ -305,19 +305,35 @@ fn unquoted_dotted_lane_keys_are_the_same_lanes() {
         "inserts.3.drive_db = [[0.0, 12.0]]",
         1,
     );
-    let s = check(&text);
-    // A dotted key is a nested table in TOML; either it parses to the same lane or
-    // it is refused with a message naming the key.
-    match s {
-        Ok(s) => assert_eq!(
-            s.tracks[1].automation.get(&LaneTarget::Insert {
-                index: 3,
-                param: "drive_db".into()
-            }),
-            Some(&[(0.0, 12.0)][..])
-        ),
-        Err(e) => assert!(e.to_string().contains("inserts"), "{e}"),
+    let s = check(&text).unwrap();
+    assert_eq!(
+        s.tracks[1].automation.get(&LaneTarget::Insert {
+            index: 3,
+            param: "drive_db".into()
+        }),
+        Some(&[(0.0, 12.0)][..])
+    );
+    // The same lane written both ways is one lane written twice.
+    let twice = FULL.replacen(
+        "\"inserts.3.drive_db\" = [[0.0, 12.0]]",
+        "\"inserts.3.drive_db\" = [[0.0, 12.0]], inserts.3.drive_db = [[1.0, 12.0]]",
+        1,
+    );
+    match check(&twice) {
+        Ok(_) => panic!("accepted a lane written twice"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("inserts.3.drive_db"), "{e}");
+        }
     }
+    bad_text(
+        &FULL.replacen(
+            "\"inserts.2.threshold_db\"",
+            "\"inserts.0.bands.01.gain_db\"",
+            1,
+        ),
+        &["the eq has no automatable parameter \"bands.01.gain_db\""],
+    );
 }
 
 /// A small session: track "A" with `track` as its body, bus "Hall" then `tail`.

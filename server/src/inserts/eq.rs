@@ -70,6 +70,13 @@ impl InsertKind for EqInsert {
     fn param_range(&self, param: &str) -> Option<(f64, f64)> {
         let rest = param.strip_prefix("bands.")?;
         let (j, what) = rest.split_once('.')?;
+        // The index as the engine looks it up: plain digits, no sign or leading zero.
+        if j.is_empty()
+            || !j.bytes().all(|b| b.is_ascii_digit())
+            || (j.len() > 1 && j.starts_with('0'))
+        {
+            return None;
+        }
         let j: usize = j.parse().ok()?;
         let band = self.bands.get(j)?;
         let _ = band;

@@ -458,6 +458,22 @@ fn lane_hint(key: &str) -> Option<String> {
     }
 }
 
+/// The keys of an automation table with their values; unquoted dotted keys
+/// (`inserts.0.mix = …`, nested tables in TOML) are joined back into one key.
+fn lane_entries<'b>(
+    t: &'b toml::de::DeTable<'b>,
+    prefix: &str,
+    out: &mut Vec<(String, std::ops::Range<usize>, &'b super::reader::Val<'b>)>,
+) {
+    for (k, v) in t.iter() {
+        let key = format!("{prefix}{}", k.get_ref());
+        match v.get_ref() {
+            toml::de::DeValue::Table(sub) => lane_entries(sub, &format!("{key}."), out),
+            _ => out.push((key, k.span(), v)),
+        }
+    }
+}
+
 /// A strip's `automation` table: one lane per key, points as written (validation
 /// checks their order and ranges).
 fn parse_automation(t: &Tbl<'_>) -> Result<Automation> {
@@ -465,14 +481,16 @@ fn parse_automation(t: &Tbl<'_>) -> Result<Automation> {
     let Some(a) = t.table_opt("automation")? else {
         return Ok(automation);
     };
-    for (k, v) in a.t.iter() {
-        let key: &str = k.get_ref();
+    let mut entries = Vec::new();
+    lane_entries(a.t, "", &mut entries);
+    for (key, span, v) in entries {
+        let key = key.as_str();
         let Some(target) = LaneTarget::parse(key) else {
             let hint = lane_hint(key)
                 .map(|s| format!(" (did you mean {s:?}?)"))
                 .unwrap_or_default();
             return Err(t.doc.err_at(
-                &k.span(),
+                &span,
                 "",
                 format_args!(
                     "unknown key {key:?} in {}{hint}; lanes are gain_db, pan, mute, send.<BUS> and inserts.<i>.<param>",

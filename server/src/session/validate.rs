@@ -448,6 +448,9 @@ enum Node {
     Bus(usize),
 }
 
+/// A strip (None: the master bus), its path, and its sidechain keys (field, name).
+type Keyed<'a> = (Option<Node>, String, Vec<(String, &'a str)>);
+
 /// An edge `from → to` (`to` needs `from`'s signal): why, and the field that says so.
 struct Edge {
     to: Node,
@@ -490,7 +493,7 @@ fn check_keys_and_loops(
         }
     };
     // The strips' key references: (strip, its path, (field, name)).
-    let mut keyed: Vec<(Option<Node>, String, Vec<(String, &str)>)> = Vec::new();
+    let mut keyed: Vec<Keyed<'_>> = Vec::new();
     for (i, t) in session.tracks.iter().enumerate() {
         let p = format!("track[{i}] {:?}", t.name);
         route(Node::Track(i), &p, &t.output, &t.sends);
@@ -605,8 +608,10 @@ fn graph_cycle(
                 1 => {
                     let pos = stack.iter().position(|(m, _)| *m == edge.to)?;
                     // The edge just taken from each node is its index minus one.
-                    let mut cycle: Vec<(Node, usize)> =
-                        stack[pos..].iter().map(|&(m, k)| (m, k - 1)).collect();
+                    let mut cycle: Vec<(Node, usize)> = stack[pos..]
+                        .iter()
+                        .map(|&(m, k)| (m, k.saturating_sub(1)))
+                        .collect();
                     let min = cycle
                         .iter()
                         .enumerate()
