@@ -866,6 +866,7 @@ async fn sigterm_gives_a_grace_period_says_not_serving_and_requeues_the_job() {
         .submit(SubmitRequest {
             session: Some(session(&hash(b"x"), 1, "late")),
             backend: 0,
+            document: None,
         })
         .await
         .unwrap_err();

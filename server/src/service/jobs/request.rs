@@ -28,26 +28,37 @@ pub(crate) fn stem_path(stems_dir: &Path, stem: &StemRef) -> Result<PathBuf> {
     }
 }
 
-/// The session of a submit request, parsed and validated.
-pub(crate) fn session_of(req: &v1::SubmitRequest) -> Result<session::Session> {
-    let proto = req
-        .session
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSession("session: missing".into()))?;
-    // from_proto validates: the server trusts no client.
-    session::from_proto(proto)
+/// The session of a submit request, parsed and validated once: the session document
+/// when the client sent one, else the first contract's proto model. `limits` gives the
+/// limits for the session's rate (a project's mix length is set in seconds).
+pub(crate) fn session_of(
+    req: &v1::SubmitRequest,
+    limits: impl Fn(u32) -> session::Limits,
+) -> Result<session::ValidSession> {
+    let session = match (&req.document, &req.session) {
+        (Some(doc), _) => {
+            let max = limits(48_000).max_session_bytes;
+            if doc.toml.len() > max {
+                return Err(Error::Limit(format!(
+                    "session document of {} bytes, more than the {max} allowed",
+                    doc.toml.len()
+                )));
+            }
+            session::from_document(doc)?
+        }
+        (None, Some(proto)) => session::from_proto(proto)?,
+        (None, None) => return Err(Error::InvalidSession("session: missing".into())),
+    };
+    // The server trusts no client: the same validation as the client's.
+    let l = limits(session.sample_rate);
+    session::ValidSession::new(session, &l)
 }
 
-/// Every stem a session names (tracks' files, reverbs' IRs), each once.
+/// Every stem a session names (clips, reverbs' IRs), each once.
 pub(crate) fn session_stems(s: &session::Session) -> Vec<StemRef> {
     let mut out: Vec<StemRef> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let all = s.tracks.iter().map(|t| &t.file).chain(
-        s.buses
-            .iter()
-            .filter_map(|b| b.reverb.as_ref().map(|r| &r.ir)),
-    );
-    for stem in all {
+    for stem in session::stems(s) {
         if seen.insert(stem.blake3.clone()) {
             out.push(stem.clone());
         }
@@ -93,7 +104,8 @@ pub(crate) fn master_parts(
     let input = s
         .tracks
         .pop()
-        .map(|t| t.file)
+        .and_then(|t| t.clips.into_iter().next())
+        .map(|c| c.file)
         .ok_or_else(|| Error::Internal("master: the input track vanished".into()))?;
     let mut deliverable = s
         .deliverables

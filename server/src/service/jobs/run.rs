@@ -168,7 +168,9 @@ impl Jobs {
             .ok_or_else(|| Error::Internal(format!("job {}: no request", job.id)))?;
         match request {
             JobRequest::Render(req) => {
-                let session = session_of(req)?;
+                let session = session_of(req, |rate| {
+                    self.options_for(&job.project, req.backend, rate).limits
+                })?;
                 let opts = self.options_for(&job.project, req.backend, session.sample_rate);
                 engine::render_session(&session, &resolve, &out, &opts, &progress, &job.cancel)
             }
@@ -198,7 +200,7 @@ impl Jobs {
     /// The server's render options for one job: a client's backend hint applied (a
     /// CPU request is always honoured; a GPU one only when the server holds a GPU),
     /// and the mix length bounded by max_mix_seconds at the job's rate.
-    fn options_for(&self, project: &str, hint: i32, rate: u32) -> RenderOptions {
+    pub(crate) fn options_for(&self, project: &str, hint: i32, rate: u32) -> RenderOptions {
         let mut opts = self.opts.clone();
         match v1::Backend::try_from(hint) {
             Ok(v1::Backend::Cpu) => {
