@@ -595,6 +595,67 @@ async fn upload_and_storage_quotas_name_their_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_max_job_seconds_is_stopped_and_failed() {
+    let s = in_proc(|c, d| c.tokens = Some(tokens_file(d, "max_job_seconds = 1"))).await;
+    let ch = channel(&s.url).await;
+    let mut store = StemStoreClient::new(ch.clone());
+    let mut render = RenderClient::new(ch);
+    let h = upload(&mut store, B, &stem_bytes(s.dir.path(), 6, 20.0)).await;
+    let t = Instant::now();
+    let id = submit(&mut render, B, session(&h, 400, "too long"))
+        .await
+        .unwrap();
+    let j = wait_state(&mut render, B, &id, "failed", 60).await;
+    assert!(j.error.contains("max_job_seconds = 1"), "{}", j.error);
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert!(
+        !s.dir
+            .path()
+            .join("data/jobs")
+            .join(&id)
+            .join("out")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_store_cap_the_oldest_finished_renders_go_first() {
+    let s = in_proc(|_, _| {}).await;
+    let ch = channel(&s.url).await;
+    let mut store = StemStoreClient::new(ch.clone());
+    let mut render = RenderClient::new(ch);
+    let h = upload(&mut store, None, &stem_bytes(s.dir.path(), 7, 0.1)).await;
+    let old = submit(&mut render, None, session(&h, 1, "old"))
+        .await
+        .unwrap();
+    wait_state(&mut render, None, &old, "done", 60).await;
+    drop(s.handle);
+    // A restart sweeps once shortly after it starts (a cap of 1 byte: everything
+    // not in use goes, the finished job first, then its stem).
+    let dir = s.dir;
+    let mut cfg = ServerConfig::new(([127, 0, 0, 1], 0).into(), dir.path().join("data"));
+    cfg.backend = BackendChoice::Cpu;
+    cfg.retention.max_age = None;
+    cfg.retention.max_store_bytes = Some(1);
+    // Wait until the first server let go of the folder.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while service::data_dir_in_use(&dir.path().join("data")) {
+        assert!(Instant::now() < deadline, "the first server never stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (addr, _handle) = service::spawn(cfg).await.unwrap();
+    let mut render = RenderClient::new(channel(&format!("http://{addr}")).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while job_of(&mut render, None, &old).await.is_some()
+        || dir.path().join("data/stems").join(&h).exists()
+    {
+        assert!(Instant::now() < deadline, "nothing was swept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!dir.path().join("data/jobs").join(&old).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_serves_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1 as r1, v1alpha as ra};
     let s = in_proc(|_, _| {}).await;
@@ -789,6 +850,16 @@ fn a_second_bounced_on_the_same_data_dir_and_an_open_public_listen_are_refused()
     assert!(err.contains("key.pem"), "{err}");
     assert!(!err.contains("listening"), "{err}");
 
+    // A config file with a key it does not know: the file and the key, one line.
+    let conf = dir.path().join("bounced.toml");
+    std::fs::write(&conf, "[limits]\nmax_mix_secs = 10\n").unwrap();
+    let (code, err) = refused(&other, &["--config", conf.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("bounced.toml") && err.contains("max_mix_secs"),
+        "{err}"
+    );
+
     // On purpose, it serves.
     let open = Bounced::start(&other, &["--listen", "0.0.0.0:0", "--insecure-open"]);
     drop(open);
@@ -850,6 +921,23 @@ async fn sigterm_gives_a_grace_period_says_not_serving_and_requeues_the_job() {
         health.check(check("")).await.unwrap().into_inner().status,
         ServingStatus::Serving as i32
     );
+    // An upload that stalls: the shutdown cuts it at the deadline.
+    let (tx, rx) = tokio::sync::mpsc::channel::<UploadChunk>(4);
+    tx.send(UploadChunk {
+        header: Some(UploadHeader {
+            blake3: hash(b"never finished"),
+            size: 10_000_000,
+            name: "slow.wav".into(),
+        }),
+        data: vec![0; 1000],
+    })
+    .await
+    .unwrap();
+    let mut slow = StemStoreClient::new(ch.clone());
+    let upload_call = tokio::spawn(async move {
+        slow.upload(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
     let t = Instant::now();
     s.sigterm();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -886,6 +974,19 @@ async fn sigterm_gives_a_grace_period_says_not_serving_and_requeues_the_job() {
         t.elapsed() >= Duration::from_secs(2),
         "stopped before its grace: {:?}",
         t.elapsed()
+    );
+    let cut = tokio::time::timeout(Duration::from_secs(5), upload_call)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cut.is_err(), "the stalled upload was not cut: {cut:?}");
+    drop(tx);
+    assert!(
+        std::fs::read_dir(data.join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "its temporary file is gone"
     );
 
     // The next start runs it again; the interrupted attempt did not count.

@@ -128,16 +128,16 @@ impl Conn {
     /// Stops an embedded server; `forget_job` removes that job's folder from the
     /// cache (its files were delivered).
     pub async fn close(self, forget_job: Option<&str>) -> Result<()> {
-        if self.embedded.is_some() {
-            if let Some(id) = forget_job.filter(|id| !id.is_empty()) {
-                // Through the server, so its index forgets the job with its files.
-                let _ = self
-                    .render()
-                    .delete(bounce_proto::v1::DeleteRequest {
-                        job_id: id.to_string(),
-                    })
-                    .await;
-            }
+        if self.embedded.is_some()
+            && let Some(id) = forget_job.filter(|id| !id.is_empty())
+        {
+            // Through the server, so its index forgets the job with its files.
+            let _ = self
+                .render()
+                .delete(bounce_proto::v1::DeleteRequest {
+                    job_id: id.to_string(),
+                })
+                .await;
         }
         if let Some(e) = self.embedded {
             drop(self.channel);

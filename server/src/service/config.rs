@@ -280,7 +280,7 @@ impl ConfigFile {
         }
         let r = &self.retention;
         if let Some(days) = r.max_age_days {
-            if !(days.is_finite() && days >= 0.0 && days < 1e6) {
+            if !(days.is_finite() && (0.0..1e6).contains(&days)) {
                 return Err(Error::InvalidSession(format!(
                     "{}: retention.max_age_days: {days} is not a number of days (0: keep forever)",
                     source.display()

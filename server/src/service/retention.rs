@@ -104,10 +104,7 @@ pub(crate) fn sweep(
             swept.bytes += remove_job(jobs, &id)?;
             swept.jobs += 1;
         }
-        loop {
-            let Some((hash, _, size)) = oldest_unreferenced_stem(db, Some(cutoff))? else {
-                break;
-            };
+        while let Some((hash, _, size)) = oldest_unreferenced_stem(db, Some(cutoff))? {
             remove_stem(db, stems_dir, &hash)?;
             swept.stems += 1;
             swept.bytes += size;

@@ -165,6 +165,7 @@ pub(crate) fn code_name(code: Code) -> &'static str {
 
 impl Job {
     /// A job as the queue holds it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_live(
         id: String,
         project: String,

@@ -20,6 +20,9 @@ use crate::{Error, Result};
 
 impl Jobs {
     pub(super) fn start(self: &Arc<Self>, job: Arc<Job>) {
+        // The attempt shows with the running state; the index's count (written
+        // before the engine starts) replaces it below.
+        lock(&job.inner).attempts += 1;
         job.set_state(JobState::Running, None);
         tracing::info!(job = %job.id, project = %job.project, "job started");
         let jobs = self.clone();
