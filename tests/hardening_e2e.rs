@@ -144,6 +144,7 @@ async fn submit(
             SubmitRequest {
                 session: Some(s),
                 backend: v1::Backend::Cpu as i32,
+                document: None,
             },
             token,
         ))

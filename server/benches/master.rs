@@ -158,6 +158,7 @@ fn chain() -> Master {
         knee_db: 0.0,
         makeup_db: 0.0,
         detector: Detector::Peak,
+        sidechain: None,
     };
     Master {
         eq: vec![

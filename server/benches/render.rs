@@ -46,7 +46,11 @@ fn main() {
         gpu,
         ..Default::default()
     };
-    let session = session::load_session_file(&session_path).expect("session");
+    let session = session::ValidSession::new(
+        session::load_session_file(&session_path).expect("session"),
+        &session::Limits::default(),
+    )
+    .expect("valid session");
     let resolve = |s: &session::StemRef| -> bounce_server::Result<PathBuf> {
         Ok(s.path.clone().expect("path"))
     };
