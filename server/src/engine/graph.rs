@@ -33,7 +33,6 @@ use crate::{Error, Result};
 
 pub use crate::inserts::compressor::compressor_params;
 pub use crate::inserts::eq::band_spec;
-pub use strip::BLOCK as BLOCK_FRAMES;
 
 /// Does this track sound in this variant? (mute, solo, and the variant's tag rule)
 pub fn sounds(session: &Session, track: &Track, variant: Variant) -> bool {
@@ -82,21 +81,9 @@ pub struct MixPlan {
 }
 
 struct TrackPlan {
-    clips: Vec<ClipPlanSpec>,
+    clips: Vec<ClipPlan>,
     /// Width of the track's source (1 or 2).
     channels: usize,
-}
-
-#[derive(Clone)]
-struct ClipPlanSpec {
-    path: PathBuf,
-    name: String,
-    at: u64,
-    skip: u64,
-    len: u64,
-    gain: f32,
-    fade_in: u64,
-    fade_out: u64,
 }
 
 fn round_frames(seconds: f64, rate: f64) -> u64 {
@@ -182,7 +169,7 @@ pub fn plan(
                 return Err(mix_limit(session, end));
             }
             longest = longest.max(end);
-            clips.push(ClipPlanSpec {
+            clips.push(ClipPlan {
                 path,
                 name: c.file.name.clone(),
                 at,
@@ -274,15 +261,20 @@ fn ir_key(s: &StemRef) -> String {
     s.blake3.clone().unwrap_or_else(|| s.name.clone())
 }
 
-/// Buses that anything feeds (a track or bus output or send), transitively from tracks.
-fn fed_buses(session: &Session) -> Vec<bool> {
-    let n = session.buses.len();
-    let index: HashMap<&str, usize> = session
+/// Bus index by name.
+fn bus_names(session: &Session) -> HashMap<&str, usize> {
+    session
         .buses
         .iter()
         .enumerate()
         .map(|(i, b)| (b.name.as_str(), i))
-        .collect();
+        .collect()
+}
+
+/// Buses that anything feeds (a track or bus output or send), transitively from tracks.
+fn fed_buses(session: &Session) -> Vec<bool> {
+    let n = session.buses.len();
+    let index = bus_names(session);
     let mut fed = vec![false; n];
     let mut stack = Vec::new();
     let push = |name: &str, fed: &mut Vec<bool>, stack: &mut Vec<usize>| {
@@ -591,20 +583,7 @@ pub fn render_mix(
             continue;
         }
         let tp = &plan.tracks[ti];
-        let clips = tp
-            .clips
-            .iter()
-            .map(|c| ClipPlan {
-                path: c.path.clone(),
-                name: c.name.clone(),
-                at: c.at,
-                skip: c.skip,
-                len: c.len,
-                gain: c.gain,
-                fade_in: c.fade_in,
-                fade_out: c.fade_out,
-            })
-            .collect();
+        let clips = tp.clips.clone();
         let source = Source::new(clips, tp.channels, rate)?;
         let first = source.first_frame();
         let chain = builder.build(
@@ -688,12 +667,7 @@ pub fn render_mix(
     };
 
     // Which tracks wait for a bus: keyed by a bus, or by a track that waits.
-    let bus_names: HashMap<&str, usize> = session
-        .buses
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.name.as_str(), i))
-        .collect();
+    let bus_names = bus_names(session);
     let track_pos: HashMap<&str, usize> = strip_track
         .iter()
         .enumerate()
@@ -912,12 +886,7 @@ fn bus_stage(
 /// or keys it; ties buses first, in file order.
 fn stage_b_order(session: &ValidSession, late: &[usize], strip_track: &[usize]) -> Vec<Node> {
     let nb = session.buses.len();
-    let bus_names: HashMap<&str, usize> = session
-        .buses
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.name.as_str(), i))
-        .collect();
+    let bus_names = bus_names(session);
     // Node ids: buses 0..nb, late tracks nb..
     let n = nb + late.len();
     let mut feeds: Vec<Vec<usize>> = vec![Vec::new(); n]; // edges u -> v

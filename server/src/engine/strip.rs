@@ -24,6 +24,7 @@ pub(crate) enum Dest {
 }
 
 /// One clip of a track, planned at the session rate.
+#[derive(Clone)]
 pub(crate) struct ClipPlan {
     pub path: PathBuf,
     pub name: String,
