@@ -357,8 +357,8 @@ impl KeyStore {
         match src {
             Some((b, w)) => {
                 k.width = w;
-                for c in 0..w {
-                    k.buf[c][..n].copy_from_slice(&b[c][..n]);
+                for (dst, src) in k.buf.iter_mut().zip(b).take(w) {
+                    dst[..n].copy_from_slice(&src[..n]);
                 }
             }
             None => {

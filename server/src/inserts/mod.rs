@@ -29,6 +29,9 @@ pub use eq::EqInsert;
 pub use gate::Gate;
 pub use saturation::Saturation;
 
+/// Makes a reverb's convolution processor for a strip of the given width.
+pub type ReverbFactory<'a> = dyn Fn(&Reverb, usize) -> Result<Box<dyn Processor>> + 'a;
+
 /// What building a processor may need besides the insert's own parameters.
 pub struct BuildCtx<'a> {
     /// The session rate (Hz).
@@ -41,7 +44,7 @@ pub struct BuildCtx<'a> {
     pub lanes: Vec<(&'a str, &'a [(f64, f64)])>,
     /// Makes the convolution processor of a reverb (the engine owns the backend and
     /// the IR cache).
-    pub reverb: &'a dyn Fn(&Reverb, usize) -> Result<Box<dyn Processor>>,
+    pub reverb: &'a ReverbFactory<'a>,
 }
 
 impl BuildCtx<'_> {
