@@ -71,7 +71,7 @@ T
 
 # proto_request: SubmitRequest { session: Session { name, sample_rate, tail_s, tracks:
 # [Track { name, stem: Stem { blake3, name }, gain_db }], source } }, encoded by hand.
-python3 - "$out/proto_request" <<'P'
+python3 - "$out/proto_request" "$out/session_toml/min.toml" <<'P'
 import struct, sys
 def varint(n):
     b = bytearray()
@@ -88,5 +88,10 @@ session = ld(1, b'Song') + vi(2, 48000) + dbl(3, 1.0) + ld(4, track) + ld(4, tra
 open(sys.argv[1] + '/one.bin', 'wb').write(ld(1, session))
 open(sys.argv[1] + '/cpu.bin', 'wb').write(ld(1, session) + vi(2, 2))
 open(sys.argv[1] + '/empty_session.bin', 'wb').write(ld(1, b''))
+# SubmitRequest { document (10): SessionDocument { toml, source, stems: {path: hash} } }
+toml = open(sys.argv[2]).read().encode()
+entry = ld(1, b'kick.wav') + ld(2, b'b' * 64)
+doc = ld(1, toml) + ld(2, b'min.toml') + ld(3, entry)
+open(sys.argv[1] + '/document.bin', 'wb').write(ld(10, doc))
 P
 echo "seeds in $(cd "$out" && pwd): $(ls "$out/decode" | wc -l) audio, $(ls "$out/session_toml" | wc -l) TOML, $(ls "$out/proto_request" | wc -l) requests"
