@@ -744,12 +744,34 @@ fn bounced_cmd(data: &Path, args: &[&str]) -> Command {
 
 impl Bounced {
     fn start(data: &Path, args: &[&str]) -> Bounced {
+        Bounced::start_with(data, args, None)
+    }
+
+    /// With `max_file_bytes`, no file the server writes may grow past that size (the
+    /// process's RLIMIT_FSIZE, SIGXFSZ ignored): every write past it fails as on a full
+    /// disk.
+    fn start_with(data: &Path, args: &[&str], max_file_bytes: Option<u64>) -> Bounced {
         let listen: &[&str] = if args.contains(&"--listen") {
             &[]
         } else {
             &["--listen", "127.0.0.1:0"]
         };
-        let mut child = bounced_cmd(data, &[listen, args].concat()).spawn().unwrap();
+        let mut cmd = bounced_cmd(data, &[listen, args].concat());
+        if let Some(bytes) = max_file_bytes {
+            let inner = cmd;
+            cmd = Command::new("bash");
+            cmd.arg("-c")
+                .arg(format!(
+                    "trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"",
+                    bytes / 1024
+                ))
+                .arg(inner.get_program())
+                .args(inner.get_args())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+        }
+        let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -1058,4 +1080,47 @@ fn bounce_delete_and_paged_jobs_from_the_command_line() {
     );
     let out = bounce_tests::bounce(&["jobs", "--server", &s.url, "--token", "t"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_render_that_cannot_write_its_outputs_fails_on_disk_cleans_up_and_is_not_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // 3 MiB per file: a 10 s mono float stem (1.9 MB) uploads; its 10 s stereo float mix
+    // (3.8 MB) cannot be written, as on a disk that fills up during the render.
+    let s = Bounced::start_with(&data, &[], Some(3 << 20));
+    let ch = channel(&s.url).await;
+    let mut store = StemStoreClient::new(ch.clone());
+    let mut render = RenderClient::new(ch);
+    let big = upload(&mut store, None, &stem_bytes(dir.path(), 21, 10.0)).await;
+    let id = submit(&mut render, None, session(&big, 1, "full disk"))
+        .await
+        .unwrap();
+    let j = wait_state(&mut render, None, &id, "failed", 120).await;
+    assert!(j.error.contains("mix.wav"), "{j:?}");
+    assert!(!j.error.contains("panicked"), "{j:?}");
+    let out = data.join("jobs").join(&id).join("out");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "partial outputs left in {}: {left:?}",
+        out.display()
+    );
+
+    // The server still serves: a small job on the same server is done.
+    let small = upload(&mut store, None, &stem_bytes(dir.path(), 22, 1.0)).await;
+    let ok = submit(&mut render, None, session(&small, 1, "small"))
+        .await
+        .unwrap();
+    wait_state(&mut render, None, &ok, "done", 120).await;
+    s.kill9();
+
+    // After a restart the failed job stays failed, attempted once.
+    let s = Bounced::start(&data, &[]);
+    let mut render = RenderClient::new(channel(&s.url).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let j = job_of(&mut render, None, &id).await.unwrap();
+    assert_eq!((j.state.as_str(), j.attempts), ("failed", 1), "{j:?}");
 }

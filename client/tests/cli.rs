@@ -9,18 +9,8 @@ const BOUNCE: &str = env!("CARGO_BIN_EXE_bounce");
 
 /// A 0.2 s mono 16-bit WAV of a sine.
 fn write_wav(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..9600 {
-        let v = (2.0 * std::f64::consts::PI * 220.0 * i as f64 / 48_000.0).sin() * 0.3;
-        w.write_sample((v * 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    let sine = bounce_test_audio::sine(220.0, 0.3, 9600, 48_000);
+    bounce_test_audio::write_pcm16_wav(path, &[sine], 48_000);
 }
 
 /// A folder with stems/kick.wav and song.toml holding `track_extra` in its track.

@@ -17,16 +17,12 @@ use bounce_server::dsp::echo::{Echo, EchoParams};
 use bounce_server::dsp::gate::{Gate, GateParams};
 use bounce_server::dsp::saturation::{Saturation, SaturationParams};
 use bounce_server::dsp::{ProcessCtx, ProcessSpec, Processor};
-use rand::{Rng, SeedableRng};
+use bounce_test_audio::{db, noise};
+
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
 
 const FS: f64 = 48_000.0;
-
-fn noise(seed: u64, len: usize, amp: f32) -> Vec<f32> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-amp..amp)).collect()
-}
 
 fn sine(f: f64, amp: f64, n: usize, fs: f64) -> Vec<f32> {
     (0..n)
@@ -119,10 +115,6 @@ fn lane_value(pts: &[(f64, f64)], n: u64, fs: f64) -> f64 {
     }
     let ((t0, v0), (t1, v1)) = (pts[i], pts[i + 1]);
     v0 + (v1 - v0) * (t - t0) / (t1 - t0)
-}
-
-fn db(x: f64) -> f64 {
-    20.0 * x.log10()
 }
 
 /// Largest |a − b| over all channels, relative to `scale`, in dB.

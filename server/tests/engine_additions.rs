@@ -16,35 +16,16 @@ use bounce_server::session::{
     AutoLane, Automation, Bus, Clip, Compressor, Detector, Insert, LaneTarget, Limits, MasterBus,
     Output, Send, Session, StemRef, Track, ValidSession, Variant,
 };
-use rand::{Rng, SeedableRng};
+use bounce_test_audio::{error_db as err_db, noise};
 
 const RATE: u32 = 48_000;
 
-fn noise(seed: u64, len: usize, amp: f32) -> Vec<f32> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-amp..amp)).collect()
-}
-
 fn sine(f: f64, amp: f64, len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| (amp * (2.0 * PI * f * i as f64 / f64::from(RATE)).sin()) as f32)
-        .collect()
+    bounce_test_audio::sine(f, amp, len, RATE)
 }
 
 fn write_wav(path: &Path, channels: &[Vec<f32>]) {
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate: RATE,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..channels[0].len() {
-        for c in channels {
-            w.write_sample(c[i]).unwrap();
-        }
-    }
-    w.finalize().unwrap();
+    bounce_test_audio::write_f32_wav(path, channels, RATE);
 }
 
 fn stem(dir: &Path, name: &str) -> StemRef {
@@ -115,17 +96,6 @@ fn render(s: &Session) -> [Vec<f32>; 2] {
     let plan = graph::plan(&v, &resolve, &cancel).unwrap();
     let bank = || Ok(Box::new(CpuConvolutionBank::new(BLOCK)) as Box<dyn ConvolutionBank>);
     render_mix(&v, Variant::Main, &plan, &bank, &|_, _| {}, &cancel).unwrap()
-}
-
-/// Max error relative to the reference's peak, in dB.
-fn err_db(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths");
-    let peak = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-    let e = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs()));
-    20.0 * (e / peak).log10()
 }
 
 fn lane(target: LaneTarget, points: &[(f64, f64)]) -> AutoLane {

@@ -12,30 +12,9 @@ use bounce_server::dsp::convolution::{ConvolutionBank, CpuConvolutionBank};
 use bounce_server::engine::graph::{self, render_mix};
 use bounce_server::engine::strip::BLOCK;
 use bounce_server::session::{self, Limits, Session, StemRef, ValidSession, Variant};
-use rand::{Rng, SeedableRng};
+use bounce_test_audio::{error_db as err_db, noise, write_f32_wav as write_wav};
 
 const RATE: u32 = 48_000;
-
-fn noise(seed: u64, len: usize, amp: f32) -> Vec<f32> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-amp..amp)).collect()
-}
-
-fn write_wav(path: &Path, channels: &[Vec<f32>], rate: u32) {
-    let spec = hound::WavSpec {
-        channels: channels.len() as u16,
-        sample_rate: rate,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..channels[0].len() {
-        for c in channels {
-            w.write_sample(c[i]).unwrap();
-        }
-    }
-    w.finalize().unwrap();
-}
 
 fn load(dir: &Path, toml: &str) -> Session {
     let s = session::parse_session_toml(toml, "test.toml", dir).unwrap();
@@ -53,16 +32,6 @@ fn render(s: &Session, variant: Variant) -> [Vec<f32>; 2] {
     let plan = graph::plan(&v, &resolve, &cancel).unwrap();
     let bank = || Ok(Box::new(CpuConvolutionBank::new(BLOCK)) as Box<dyn ConvolutionBank>);
     render_mix(&v, variant, &plan, &bank, &|_, _| {}, &cancel).unwrap()
-}
-
-fn err_db(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let peak = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-    let e = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
-    20.0 * (e / peak).log10()
 }
 
 /// RBJ cookbook peaking EQ and high-pass, written out here in float64 (direct form I).

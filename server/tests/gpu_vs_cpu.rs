@@ -10,13 +10,13 @@ use bounce_server::dsp::convolution::{
 };
 use bounce_server::dsp::fir::{FirBank, band_split_kernels, cpu_fir_bank};
 use bounce_server::gpu::{GpuContext, GpuConvolutionBank, gpu_fir_bank, test_context};
+use bounce_test_audio::error_db as err_db;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rustfft::num_complex::Complex;
 
 fn noise(n: usize, seed: u64) -> Vec<f32> {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect()
+    bounce_test_audio::noise(seed, n, 1.0)
 }
 
 /// A decaying noise IR of `n` samples (like a room).
@@ -40,16 +40,6 @@ fn sparse(n: usize, hits: usize, seed: u64) -> Vec<f32> {
 
 fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
-}
-
-/// Max error relative to the reference's peak, in dB.
-fn err_db(got: &[f32], want: &[f64]) -> f64 {
-    let peak = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()));
-    20.0 * (err / peak).log10()
 }
 
 /// The float64 reference of one slot: [outL, outR] over `len` samples.

@@ -2,7 +2,6 @@
 //! store, talked to with tonic clients exactly as `bounce` does.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -58,22 +57,8 @@ async fn channel(s: &Server) -> Channel {
 
 /// A 0.1 s mono 16-bit WAV of a 440 Hz sine, in memory.
 fn wav_bytes() -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut cur = Cursor::new(Vec::new());
-    {
-        let mut w = hound::WavWriter::new(&mut cur, spec).unwrap();
-        for i in 0..4800 {
-            let v = (2.0 * std::f64::consts::PI * 440.0 * i as f64 / 48_000.0).sin() * 0.25;
-            w.write_sample((v * 32767.0) as i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    cur.into_inner()
+    let sine = bounce_test_audio::sine(440.0, 0.25, 4800, 48_000);
+    bounce_test_audio::pcm16_wav_bytes(&[sine], 48_000)
 }
 
 fn random_bytes(seed: u64, n: usize) -> Vec<u8> {

@@ -37,6 +37,28 @@ pub struct GainEnvelope {
     /// Non-empty unless there are no points; the last one has slope 0 (hold).
     segments: Vec<Segment>,
     constant: Option<f32>,
+    /// Timeline frame of time 0 (see [`GainEnvelope::with_origin`]).
+    origin: u64,
+}
+
+/// Frames before `origin` hold the value at the origin; frame n ≥ origin reads n − origin.
+fn split_origin(origin: u64, start: u64, out: &mut [f32], mut f: impl FnMut(u64, &mut [f32])) {
+    if start >= origin {
+        f(start - origin, out);
+        return;
+    }
+    let m = usize::try_from(origin - start)
+        .unwrap_or(usize::MAX)
+        .min(out.len());
+    let (head, rest) = out.split_at_mut(m);
+    if !head.is_empty() {
+        let mut v = [0f32];
+        f(0, &mut v);
+        head.fill(v[0]);
+    }
+    if !rest.is_empty() {
+        f(0, rest);
+    }
 }
 
 impl GainEnvelope {
@@ -70,13 +92,21 @@ impl GainEnvelope {
             first,
             segments,
             constant,
+            origin: 0,
         }
+    }
+
+    /// The same envelope on a timeline whose time 0 is frame `origin` (the engine runs
+    /// ahead of time 0 to compensate latency); before it the value at 0 holds.
+    pub fn with_origin(mut self, origin: u64) -> Self {
+        self.origin = origin;
+        self
     }
 
     /// The envelope's dB value (base included) at timeline frame `n`, computed directly
     /// in f64: the definition `fill` follows.
     pub fn db_at(&self, n: u64) -> f64 {
-        let t = n as f64 / self.rate;
+        let t = n.saturating_sub(self.origin) as f64 / self.rate;
         // The last segment whose t0 ≤ t: with equal times, the later point wins.
         let k = self.segments.partition_point(|s| s.t0 <= t);
         if k == 0 {
@@ -93,6 +123,14 @@ impl GainEnvelope {
             out.fill(g);
             return;
         }
+        if self.origin > 0 {
+            split_origin(self.origin, start_frame, out, |s, o| self.fill_from(s, o));
+        } else {
+            self.fill_from(start_frame, out);
+        }
+    }
+
+    fn fill_from(&self, start_frame: u64, out: &mut [f32]) {
         let end = start_frame.saturating_add(out.len() as u64);
         let mut n = start_frame;
         // Index of the first segment starting after n.
@@ -166,6 +204,8 @@ pub struct Lane {
     /// Sorted by time (stable), at least one point.
     points: Vec<(f64, f64)>,
     step: bool,
+    /// Timeline frame of time 0 (see [`Lane::with_origin`]).
+    origin: u64,
 }
 
 impl Lane {
@@ -191,7 +231,15 @@ impl Lane {
             rate,
             points: pts,
             step,
+            origin: 0,
         }
+    }
+
+    /// The same lane on a timeline whose time 0 is frame `origin`; before it the
+    /// value at 0 holds.
+    pub fn with_origin(mut self, origin: u64) -> Self {
+        self.origin = origin;
+        self
     }
 
     /// True when the lane has one value everywhere.
@@ -202,7 +250,7 @@ impl Lane {
 
     /// The value at timeline frame `n` (f64, directly from the definition).
     pub fn value_at(&self, n: u64) -> f64 {
-        let t = n as f64 / self.rate;
+        let t = n.saturating_sub(self.origin) as f64 / self.rate;
         let i = self.points.partition_point(|p| p.0 <= t);
         self.value_between(i, t)
     }
@@ -225,6 +273,14 @@ impl Lane {
 
     /// Per-sample values for frames [start, start + out.len()) (no allocation).
     pub fn fill(&self, start: u64, out: &mut [f32]) {
+        if self.origin > 0 {
+            split_origin(self.origin, start, out, |s, o| self.fill_from(s, o));
+        } else {
+            self.fill_from(start, out);
+        }
+    }
+
+    fn fill_from(&self, start: u64, out: &mut [f32]) {
         let t = start as f64 / self.rate;
         let mut i = self.points.partition_point(|p| p.0 <= t);
         for (k, o) in out.iter_mut().enumerate() {

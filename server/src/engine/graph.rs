@@ -17,8 +17,8 @@ use rayon::prelude::*;
 
 use super::reverb::ReverbProc;
 use super::strip::{
-    self, BLOCK, Chain, ClipPlan, Dest, Key, KeyStore, Pan, SendTap, Source, Tail, Targets,
-    block_buf,
+    self, BLOCK, Chain, ClipPlan, Dest, EdgeDelay, Key, KeyStore, Pan, SendTap, Source, Tail,
+    Targets, block_buf,
 };
 use super::{ProgressFn, StemResolver};
 use crate::dsp::Processor;
@@ -324,7 +324,14 @@ pub fn load_ir(
             ir.name, session.sample_rate
         )));
     }
-    let buf = crate::audio::decode::read_all(&path, &ir.name)?;
+    // The same limit at the file's rate, counted again while decoding.
+    let at_file_rate = (u128::from(max) * u128::from(info.sample_rate))
+        .div_ceil(u128::from(session.sample_rate.max(1)));
+    let buf = crate::audio::decode::read_all_limited(
+        &path,
+        &ir.name,
+        u64::try_from(at_file_rate).unwrap_or(u64::MAX),
+    )?;
     let channels = if buf.sample_rate == session.sample_rate {
         buf.channels
     } else {
@@ -345,6 +352,8 @@ struct ChainBuilder<'a> {
     bank: &'a (dyn Fn() -> Result<Box<dyn ConvolutionBank>> + Sync),
     /// Key index of each key name used in this variant.
     keys: &'a HashMap<String, usize>,
+    /// Timeline frame of time 0 for every lane (latency compensation).
+    origin: u64,
 }
 
 impl ChainBuilder<'_> {
@@ -388,6 +397,7 @@ impl ChainBuilder<'_> {
         }
         for (i, ins) in inserts.iter().enumerate() {
             let ctx = BuildCtx {
+                origin: self.origin,
                 rate,
                 tempo_bpm: self.session.tempo_bpm,
                 channels: w,
@@ -412,6 +422,8 @@ struct TrackStrip {
     /// Width after the chain (the pre-fader tap's).
     width: usize,
     first: u64,
+    /// Engine frame of time 0.
+    origin: u64,
     /// False when this block's output is all zeros (before the first clip).
     live: bool,
     /// Key indices this strip's pre-fader tap serves.
@@ -419,12 +431,21 @@ struct TrackStrip {
 }
 
 impl TrackStrip {
-    /// Renders timeline frames [start, start + n).
+    /// Where this block's output sits on the timeline (its input sits at `start`).
+    fn out_pos(&self, start: u64) -> u64 {
+        start.saturating_sub(self.chain.latency)
+    }
+
+    /// Renders the block whose input is engine frames [start, start + n) (time 0 is
+    /// frame `origin`); its output lags by the chain's latency.
     fn process(&mut self, start: u64, n: usize, keys: &KeyStore) -> Result<()> {
-        let lat = self.chain.latency;
-        // Before its first clip (and the chain's look-ahead) a strip's state is still
-        // zero, so it outputs zeros.
-        if start + n as u64 + lat <= self.first {
+        // Before its first clip a strip's state is still zero, so it outputs zeros.
+        // Frames before time 0 hold nothing.
+        let Some(t) = start.checked_sub(self.origin) else {
+            self.live = false;
+            return Ok(());
+        };
+        if t + n as u64 <= self.first {
             self.live = false;
             return Ok(());
         }
@@ -433,7 +454,7 @@ impl TrackStrip {
         {
             let [b0, b1] = &mut self.buf;
             let mut chans: [&mut [f32]; 2] = [&mut b0[..n], &mut b1[..n]];
-            self.source.read(start + lat, n, &mut chans[..w_in])?;
+            self.source.read(t, n, &mut chans[..w_in])?;
             if self.invert {
                 for c in chans.iter_mut().take(w_in) {
                     c.iter_mut().for_each(|x| *x = -*x);
@@ -444,7 +465,8 @@ impl TrackStrip {
         if let Some(e) = self.chain.failure() {
             return Err(e);
         }
-        self.tail.run(&mut self.buf, self.width, start, n);
+        let pos = self.out_pos(start);
+        self.tail.run(&mut self.buf, self.width, pos, n);
         Ok(())
     }
 }
@@ -460,13 +482,15 @@ struct BusStrip {
 }
 
 impl BusStrip {
-    fn process(&mut self, start: u64, n: usize, keys: &KeyStore) -> Result<usize> {
+    /// Runs the block whose summed input sits at `start`; returns (width, output position).
+    fn process(&mut self, start: u64, n: usize, keys: &KeyStore) -> Result<(usize, u64)> {
         let w = self.chain.process(&mut self.input, n, start, keys);
         if let Some(e) = self.chain.failure() {
             return Err(e);
         }
-        self.tail.run(&mut self.input, w, start, n);
-        Ok(w)
+        let pos = start.saturating_sub(self.chain.latency);
+        self.tail.run(&mut self.input, w, pos, n);
+        Ok((w, pos))
     }
 }
 
@@ -485,6 +509,7 @@ impl Targets for Sums {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn tail_for(
     session: &Session,
     gain_db: f64,
@@ -493,13 +518,14 @@ fn tail_for(
     sends: &[session::Send],
     output: Option<Dest>,
     mono: bool,
+    origin: u64,
 ) -> Result<Tail> {
     let rate = f64::from(session.sample_rate);
-    let fader = GainEnvelope::new(gain_db, automation.gain_db(), rate);
-    let pan = Pan::new(pan, automation.get(&LaneTarget::Pan), mono, rate);
+    let fader = GainEnvelope::new(gain_db, automation.gain_db(), rate).with_origin(origin);
+    let pan = Pan::new(pan, automation.get(&LaneTarget::Pan), mono, rate, origin);
     let mute = automation
         .get(&LaneTarget::Mute)
-        .map(|pts| Lane::steps(pts, rate));
+        .map(|pts| Lane::steps(pts, rate).with_origin(origin));
     let sends = sends
         .iter()
         .map(|s| {
@@ -509,8 +535,10 @@ fn tail_for(
                     s.level_db,
                     automation.get(&LaneTarget::Send(s.bus.clone())),
                     rate,
+                    origin,
                 ),
                 pre: s.pre_fader,
+                delay: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -568,11 +596,28 @@ pub fn render_mix(
             width: 1,
         });
     }
+    // Latency compensation runs the graph ahead of time 0 by at most the latency of
+    // every latent insert in the session; that bound is time 0's frame for all lanes,
+    // so no strip's position is ever negative. Without latent inserts it is 0.
+    let latent = session
+        .tracks
+        .iter()
+        .flat_map(|t| &t.inserts)
+        .chain(session.buses.iter().flat_map(|b| &b.inserts))
+        .chain(session.master_bus.iter().flat_map(|m| &m.inserts))
+        .filter(|i| matches!(i, Insert::Saturation(_)))
+        .count() as u64;
+    let origin = if latent > 0 {
+        latent * crate::dsp::oversample::Oversampler::new(f64::from(rate))?.latency() as u64
+    } else {
+        0
+    };
     let builder = ChainBuilder {
         session,
         plan,
         bank,
         keys: &keys_index,
+        origin,
     };
 
     // Tracks that sound in this variant.
@@ -584,7 +629,7 @@ pub fn render_mix(
         }
         let tp = &plan.tracks[ti];
         let clips = tp.clips.clone();
-        let source = Source::new(clips, tp.channels, rate)?;
+        let source = Source::new(clips, tp.channels, rate, session.limits().max_stem_frames)?;
         let first = source.first_frame();
         let chain = builder.build(
             &t.eq,
@@ -602,6 +647,7 @@ pub fn render_mix(
             &t.sends,
             Some(dest(session, &t.output)?),
             mono,
+            origin,
         )?;
         let serves = keys_index.get(&t.name).into_iter().copied().collect();
         strips.push(TrackStrip {
@@ -612,6 +658,7 @@ pub fn render_mix(
             tail,
             buf: [block_buf()?, block_buf()?],
             first,
+            origin,
             live: false,
             serves,
         });
@@ -642,6 +689,7 @@ pub fn render_mix(
             &b.sends,
             Some(dest(session, &b.output)?),
             false,
+            origin,
         )?;
         buses.push(BusStrip {
             input: [block_buf()?, block_buf()?],
@@ -654,7 +702,16 @@ pub fn render_mix(
     let mut master_bus = match &session.master_bus {
         Some(m) => {
             let chain = builder.build(&[], None, &m.inserts, &m.automation, 2)?;
-            let tail = tail_for(session, m.gain_db, m.pan, &m.automation, &[], None, false)?;
+            let tail = tail_for(
+                session,
+                m.gain_db,
+                m.pan,
+                &m.automation,
+                &[],
+                None,
+                false,
+                origin,
+            )?;
             Some(BusStrip {
                 input: [Vec::new(), Vec::new()],
                 chain,
@@ -665,6 +722,85 @@ pub fn render_mix(
         }
         None => None,
     };
+
+    // Latency compensation: a track delivers at its chain's latency, a bus at (the
+    // latency of its input) + (its chain's). Every edge into a bus or the master is
+    // delayed up to the latest arrival there, so every path to the mix has the same
+    // latency, `lead`; the mix is then taken `lead` frames late (the graph runs that
+    // much longer). Without latent inserts every delay is 0 and nothing changes.
+    let nb = buses.len();
+    let bus_lat: Vec<u64> = buses.iter().map(|b| b.chain.latency).collect();
+    let mut arrival = vec![0u64; nb];
+    let mut master_arrival = 0u64;
+    let dest_of = |d: Option<Dest>| match d {
+        Some(Dest::Bus(i)) => Some(i),
+        _ => None,
+    };
+    for s in &strips {
+        let out = s.chain.latency;
+        match s.tail.output {
+            Some(Dest::Bus(i)) => arrival[i] = arrival[i].max(out),
+            Some(Dest::Master) => master_arrival = master_arrival.max(out),
+            None => {}
+        }
+        for t in &s.tail.sends {
+            arrival[t.bus] = arrival[t.bus].max(out);
+        }
+    }
+    // Validation rules out routing loops, so this settles within nb passes.
+    for _ in 0..=nb {
+        let mut changed = false;
+        for bi in 0..nb {
+            let out = arrival[bi] + bus_lat[bi];
+            let t = &buses[bi].tail;
+            for d in dest_of(t.output)
+                .into_iter()
+                .chain(t.sends.iter().map(|s| s.bus))
+            {
+                if arrival[d] < out {
+                    arrival[d] = out;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let master_arrival = (0..nb)
+        .filter(|&bi| buses[bi].tail.output == Some(Dest::Master))
+        .map(|bi| arrival[bi] + bus_lat[bi])
+        .fold(master_arrival, u64::max);
+    let lead = master_arrival + master_bus.as_ref().map_or(0, |m| m.chain.latency);
+    if lead > origin {
+        return Err(Error::Internal(format!(
+            "latency {lead} past its bound {origin}"
+        )));
+    }
+    let arrival_at = |d: Dest| match d {
+        Dest::Master => master_arrival,
+        Dest::Bus(i) => arrival[i],
+    };
+    let compensate = |tail: &mut Tail, out_latency: u64| -> Result<()> {
+        if let Some(d) = tail.output {
+            tail.output_delay = EdgeDelay::new(arrival_at(d) - out_latency)?;
+        }
+        for s in &mut tail.sends {
+            s.delay = EdgeDelay::new(arrival[s.bus] - out_latency)?;
+        }
+        Ok(())
+    };
+    if lead > 0 {
+        for s in &mut strips {
+            let out = s.chain.latency;
+            compensate(&mut s.tail, out)?;
+        }
+        for (bi, b) in buses.iter_mut().enumerate() {
+            compensate(&mut b.tail, arrival[bi] + bus_lat[bi])?;
+        }
+    }
+    // How far each bus's summed input lags the tracks' input.
+    let bus_back: Vec<u64> = arrival.clone();
 
     // Which tracks wait for a bus: keyed by a bus, or by a track that waits.
     let bus_names = bus_names(session);
@@ -745,7 +881,7 @@ pub fn render_mix(
     }
 
     let run_early = |strips: &mut [TrackStrip], keys: &mut KeyStore, k: usize| -> Result<()> {
-        let start = (k * BLOCK) as u64;
+        let start = (k * BLOCK) as u64 + origin;
         for lvl in 0..=max_level {
             {
                 let keys_ref: &KeyStore = keys;
@@ -767,7 +903,8 @@ pub fn render_mix(
         }
         Ok(())
     };
-    let blocks = total.div_ceil(BLOCK);
+    let lead_frames = usize::try_from(lead).unwrap_or(usize::MAX);
+    let blocks = (total + lead_frames).div_ceil(BLOCK);
     if blocks > 0 {
         run_early(&mut early_strips, &mut keys, 0)?;
     }
@@ -775,7 +912,8 @@ pub fn render_mix(
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        let start = (k * BLOCK) as u64;
+        // Tracks' input position (`origin` is time 0 on the engine's timeline).
+        let start = (k * BLOCK) as u64 + origin;
         // Early strips into the sums (their buffers are reused for block k + 1), and
         // their keys kept for the bus stage of this block.
         for b in &mut sums.buses {
@@ -784,7 +922,8 @@ pub fn render_mix(
         sums.master.iter_mut().for_each(|c| c.fill(0.0));
         for s in &mut early_strips {
             if s.live {
-                s.tail.deliver(&s.buf, s.width, start, BLOCK, &mut sums);
+                let pos = s.out_pos(start);
+                s.tail.deliver(&s.buf, s.width, pos, BLOCK, &mut sums);
             }
         }
         for (dst, src) in keys_bus.keys.iter_mut().zip(&keys.keys) {
@@ -804,7 +943,10 @@ pub fn render_mix(
                     &mut late_strips,
                     &mut sums,
                     &mut keys_bus,
-                    start,
+                    Positions {
+                        tracks: start,
+                        buses: &bus_back,
+                    },
                 )
             },
             || {
@@ -822,7 +964,7 @@ pub fn render_mix(
         let out: &[Vec<f32>; 2] = match &mut master_bus {
             Some(m) => {
                 std::mem::swap(&mut m.input, &mut sums.master);
-                m.process(start, BLOCK, &keys_bus)?;
+                m.process(start - master_arrival, BLOCK, &keys_bus)?;
                 std::mem::swap(&mut m.input, &mut sums.master);
                 if m.muted {
                     sums.master.iter_mut().for_each(|c| c.fill(0.0));
@@ -833,14 +975,34 @@ pub fn render_mix(
             }
             None => &sums.master,
         };
-        let at = k * BLOCK;
+        // This block's output is the mix from k·BLOCK − lead on.
+        let (at, skip) = match (k * BLOCK).checked_sub(lead_frames) {
+            Some(at) => (at, 0),
+            None => (0, lead_frames - k * BLOCK),
+        };
         for (mx, m) in mix.iter_mut().zip(out) {
-            let take = BLOCK.min(mx.len().saturating_sub(at));
-            mx[at..at + take].copy_from_slice(&m[..take]);
+            let take = (BLOCK - skip.min(BLOCK)).min(mx.len().saturating_sub(at));
+            mx[at..at + take].copy_from_slice(&m[skip..skip + take]);
         }
         progress("mix", (k + 1) as f64 / blocks as f64);
     }
     Ok(mix)
+}
+
+/// Where one block sits on the timeline for each kind of strip (latency compensation).
+struct Positions<'a> {
+    /// Tracks: the block's start.
+    tracks: u64,
+    /// Per bus: how far its summed input lags the tracks' input.
+    buses: &'a [u64],
+}
+
+impl Positions<'_> {
+    /// A bus's input position. Before 0 its input is silence and every lane holds its
+    /// first value, so 0 stands in for the negative times exactly.
+    fn bus(&self, bi: usize) -> u64 {
+        self.tracks.saturating_sub(self.buses[bi])
+    }
 }
 
 /// Runs the buses and the late tracks of one block in `order`, each after all that
@@ -851,7 +1013,7 @@ fn bus_stage(
     late: &mut [TrackStrip],
     sums: &mut Sums,
     keys: &mut KeyStore,
-    start: u64,
+    at: Positions<'_>,
 ) -> Result<()> {
     for node in order {
         match *node {
@@ -861,20 +1023,21 @@ fn bus_stage(
                 for &ki in &b.serves {
                     keys.set(ki, Some((&b.input, 2)), BLOCK);
                 }
-                let w = b.process(start, BLOCK, keys)?;
+                let (w, pos) = b.process(at.bus(bi), BLOCK, keys)?;
                 if !b.muted {
-                    b.tail.deliver(&b.input, w, start, BLOCK, sums);
+                    b.tail.deliver(&b.input, w, pos, BLOCK, sums);
                 }
                 std::mem::swap(&mut b.input, &mut sums.buses[bi]);
             }
             Node::Track(li) => {
                 let s = &mut late[li];
-                s.process(start, BLOCK, keys)?;
+                s.process(at.tracks, BLOCK, keys)?;
                 for &ki in &s.serves {
                     keys.set(ki, s.live.then_some((&s.buf, s.width)), BLOCK);
                 }
                 if s.live {
-                    s.tail.deliver(&s.buf, s.width, start, BLOCK, sums);
+                    let pos = s.out_pos(at.tracks);
+                    s.tail.deliver(&s.buf, s.width, pos, BLOCK, sums);
                 }
             }
         }

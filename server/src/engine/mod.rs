@@ -275,7 +275,7 @@ pub fn master_file(
 ) -> Result<RenderOutput> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
     let backend = Spectral::choose(opts)?;
-    let buf = crate::audio::decode::read_all(input, display)?;
+    let buf = crate::audio::decode::read_all_limited(input, display, opts.limits.max_stem_frames)?;
     let (l, r) = match buf.channels.as_slice() {
         [m] => (m, m),
         [l, r] => (l, r),

@@ -54,11 +54,18 @@ pub(crate) struct Source {
     /// Width of the track (1 or 2).
     channels: usize,
     rate: u32,
+    /// `Limits.max_stem_frames`: the reader stops a file whose data runs past it.
+    max_frames: u64,
     scratch: [Vec<f32>; 2],
 }
 
 impl Source {
-    pub fn new(mut clips: Vec<ClipPlan>, channels: usize, rate: u32) -> Result<Self> {
+    pub fn new(
+        mut clips: Vec<ClipPlan>,
+        channels: usize,
+        rate: u32,
+        max_frames: u64,
+    ) -> Result<Self> {
         clips.sort_by_key(|c| c.at);
         let mut scratch = [Vec::new(), Vec::new()];
         for s in &mut scratch {
@@ -78,6 +85,7 @@ impl Source {
                 .collect(),
             channels,
             rate,
+            max_frames,
             scratch,
         })
     }
@@ -111,8 +119,12 @@ impl Source {
                 continue;
             }
             if clip.reader.is_none() && clip.pos == 0 {
-                let mut r = StemReader::open(&p.path, &p.name, self.rate)?;
-                skip(&mut r, p.skip, &mut self.scratch)?;
+                let mut r = StemReader::open_limited(&p.path, &p.name, self.rate, self.max_frames)?;
+                // A chain with latency reads ahead, so the first block may begin inside
+                // a clip that starts near 0: its frames before `start` are skipped.
+                let late = start.saturating_sub(p.at);
+                skip(&mut r, p.skip + late, &mut self.scratch)?;
+                clip.pos = late;
                 clip.reader = Some(r);
             }
             // This block's part of the clip: block frames [a, b), clip frames from pos.
@@ -224,8 +236,8 @@ pub(crate) struct Link {
     pub proc: Box<dyn Processor>,
     /// A mono strip turns stereo here (both sides at −3.01 dB).
     pub widen: bool,
-    /// Added to the block's timeline frame for this processor's `ctx.start`: the chain
-    /// runs ahead by its latency, so processors before a latent one see later frames.
+    /// The chain's latency after this processor: it sees the block at the chain's
+    /// input position minus (chain latency − ahead), the latency of those before it.
     pub ahead: u64,
     /// The sidechain key this processor listens to (index into the key store).
     pub key: Option<usize>,
@@ -237,7 +249,8 @@ pub(crate) struct Chain {
     /// Width into the chain and out of it.
     pub width_in: usize,
     pub width_out: usize,
-    /// Total latency (frames), compensated by reading the input this far ahead.
+    /// Total latency (frames): the output lags the input by this much; the graph
+    /// compensates it with delays on the other paths.
     pub latency: u64,
 }
 
@@ -283,8 +296,8 @@ impl Chain {
         })
     }
 
-    /// Runs the chain over `buf[..]` (block frames `n`) at timeline frame `start`
-    /// (`start` is where the chain's *output* sits). Returns the width out.
+    /// Runs the chain over `buf[..]` (block frames `n`) whose *input* sits at timeline
+    /// frame `start`. Returns the width out.
     pub fn process(
         &mut self,
         buf: &mut [Vec<f32>; 2],
@@ -310,8 +323,10 @@ impl Chain {
                 }
                 None => None,
             };
+            // Before 0 the input is silence and lanes hold their first value, so 0
+            // stands in for negative positions exactly.
             let ctx = ProcessCtx {
-                start: start + l.ahead,
+                start: start.saturating_sub(self.latency - l.ahead),
                 key,
             };
             let [b0, b1] = buf;
@@ -376,10 +391,10 @@ pub(crate) enum Pan {
 }
 
 impl Pan {
-    pub fn new(pan: f64, lane: Option<&[(f64, f64)]>, mono: bool, rate: f64) -> Self {
+    pub fn new(pan: f64, lane: Option<&[(f64, f64)]>, mono: bool, rate: f64, origin: u64) -> Self {
         match lane {
             Some(pts) => Pan::Auto {
-                lane: Lane::linear(pts, rate),
+                lane: Lane::linear(pts, rate).with_origin(origin),
                 mono,
             },
             None => {
@@ -399,6 +414,64 @@ pub(crate) struct SendTap {
     pub bus: usize,
     pub level: GainEnvelope,
     pub pre: bool,
+    /// Latency compensation on this edge (see [`EdgeDelay`]).
+    pub delay: Option<EdgeDelay>,
+}
+
+/// A fixed delay on one edge of the graph: plugin-delay compensation. A bus whose chain
+/// has latency (an oversampled saturation) delivers late; every other path into the
+/// same destination is delayed to match, so nothing shifts against anything else.
+/// `d` < BLOCK frames, and blocks are whole BLOCKs, so one block of history suffices.
+pub(crate) struct EdgeDelay {
+    d: usize,
+    hist: [Vec<f32>; 2],
+    /// What the edge carries this block, before the delay.
+    pub buf: [Vec<f32>; 2],
+}
+
+impl EdgeDelay {
+    /// None for no delay; an error when `d` is a block or more.
+    pub fn new(d: u64) -> Result<Option<Self>> {
+        if d == 0 {
+            return Ok(None);
+        }
+        let d = usize::try_from(d)
+            .ok()
+            .filter(|&d| d < BLOCK)
+            .ok_or_else(|| {
+                Error::Limit(format!(
+                    "{d} frames of insert latency on one path to the mix; at most {} can be compensated",
+                    BLOCK - 1
+                ))
+            })?;
+        let zeros = |len: usize| -> Result<Vec<f32>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len)
+                .map_err(|e| Error::Limit(format!("latency compensation: {e}")))?;
+            v.resize(len, 0.0);
+            Ok(v)
+        };
+        Ok(Some(EdgeDelay {
+            d,
+            hist: [zeros(d)?, zeros(d)?],
+            buf: [block_buf()?, block_buf()?],
+        }))
+    }
+
+    /// Adds `buf` delayed by `d` into `dst` (n ≥ d frames) and clears `buf`.
+    pub fn add_into(&mut self, dst: &mut [Vec<f32>; 2], n: usize) {
+        let d = self.d;
+        for ((out, buf), hist) in dst.iter_mut().zip(&mut self.buf).zip(&mut self.hist) {
+            for (o, h) in out[..d].iter_mut().zip(hist.iter()) {
+                *o += h;
+            }
+            for (o, x) in out[d..n].iter_mut().zip(&buf[..n - d]) {
+                *o += x;
+            }
+            hist.copy_from_slice(&buf[n - d..n]);
+            buf[..n].fill(0.0);
+        }
+    }
 }
 
 /// The common tail of every strip: fader, pan, mute lane, sends, output.
@@ -408,6 +481,8 @@ pub(crate) struct Tail {
     /// A mute lane (muted where ≥ 0.5).
     pub mute: Option<Lane>,
     pub output: Option<Dest>,
+    /// Latency compensation on the output edge.
+    pub output_delay: Option<EdgeDelay>,
     pub sends: Vec<SendTap>,
     /// Post-pan stereo output.
     pub out: [Vec<f32>; 2],
@@ -450,6 +525,7 @@ impl Tail {
             pan,
             mute,
             output,
+            output_delay: None,
             sends,
         })
     }
@@ -527,10 +603,19 @@ impl Tail {
         targets: &mut dyn Targets,
     ) {
         if let Some(d) = self.output {
-            add(targets.target(d), &self.out, 1.0, n);
+            match &mut self.output_delay {
+                None => add(targets.target(d), &self.out, 1.0, n),
+                Some(dl) => {
+                    add(&mut dl.buf, &self.out, 1.0, n);
+                    dl.add_into(targets.target(d), n);
+                }
+            }
         }
-        for s in &self.sends {
-            let t = targets.target(Dest::Bus(s.bus));
+        for s in &mut self.sends {
+            let t = match &mut s.delay {
+                Some(dl) => &mut dl.buf,
+                None => targets.target(Dest::Bus(s.bus)),
+            };
             match s.level.is_constant() {
                 Some(level) => {
                     if !s.pre {
@@ -565,6 +650,9 @@ impl Tail {
                     }
                 }
             }
+            if let Some(dl) = &mut s.delay {
+                dl.add_into(targets.target(Dest::Bus(s.bus)), n);
+            }
         }
     }
 }
@@ -584,9 +672,14 @@ pub(crate) fn add(dst: &mut [Vec<f32>; 2], src: &[Vec<f32>; 2], g: f32, n: usize
 }
 
 /// A send's level: its `send.<BUS>` lane (dB, replacing the static level), else fixed.
-pub(crate) fn send_level(level_db: f64, lane: Option<&[(f64, f64)]>, rate: f64) -> GainEnvelope {
+pub(crate) fn send_level(
+    level_db: f64,
+    lane: Option<&[(f64, f64)]>,
+    rate: f64,
+    origin: u64,
+) -> GainEnvelope {
     match lane {
-        Some(pts) => GainEnvelope::new(0.0, pts, rate),
+        Some(pts) => GainEnvelope::new(0.0, pts, rate).with_origin(origin),
         None => GainEnvelope::new(level_db, &[], rate),
     }
 }

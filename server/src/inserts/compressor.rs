@@ -46,7 +46,10 @@ pub fn processor(c: &Compressor, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor
     if ctx.lanes.is_empty() {
         return Ok(Box::new(Comp::new(p)));
     }
-    let lane = |k: &str| ctx.lane(k).map(|pts| Lane::linear(pts, ctx.rate));
+    let lane = |k: &str| {
+        ctx.lane(k)
+            .map(|pts| Lane::linear(pts, ctx.rate).with_origin(ctx.origin))
+    };
     Ok(Box::new(Comp::automated(
         p,
         CompressorAutomation {

@@ -104,7 +104,7 @@ impl InsertKind for EqInsert {
             else {
                 continue;
             };
-            let lane = Lane::linear(pts, ctx.rate);
+            let lane = Lane::linear(pts, ctx.rate).with_origin(ctx.origin);
             let i = match auto.iter().position(|a| a.band == j) {
                 Some(i) => i,
                 None => {

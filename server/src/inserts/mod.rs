@@ -45,6 +45,9 @@ pub struct BuildCtx<'a> {
     /// Makes the convolution processor of a reverb (the engine owns the backend and
     /// the IR cache).
     pub reverb: &'a ReverbFactory<'a>,
+    /// The frame that is time 0 for the processor's lanes (latency compensation runs
+    /// the graph ahead of it); 0 when nothing in the session has latency.
+    pub origin: u64,
 }
 
 impl BuildCtx<'_> {
@@ -60,7 +63,7 @@ impl BuildCtx<'_> {
     pub fn param(&self, param: &str, fixed: f64) -> crate::dsp::automation::Param {
         use crate::dsp::automation::{Lane, Param};
         match self.lane(param) {
-            Some(pts) => Param::Auto(Lane::linear(pts, self.rate)),
+            Some(pts) => Param::Auto(Lane::linear(pts, self.rate).with_origin(self.origin)),
             None => Param::Fixed(fixed),
         }
     }

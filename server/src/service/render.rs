@@ -10,6 +10,7 @@ use bounce_proto::v1::{
     ListJobsRequest, ListJobsResponse, MasterRequest, SubmitRequest,
 };
 use futures::Stream;
+use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::auth::project_of;
@@ -48,7 +49,13 @@ impl Render for RenderService {
                 jobs.options_for(&project, req.backend, rate).limits
             })?;
             let stems = jobs::session_stems(&session);
-            jobs.submit(&project, JobRequest::Render(req), &session.name, &stems)
+            let name = session.name.clone();
+            let stored = req.encode_to_vec();
+            let request = JobRequest::Render {
+                session: std::sync::Arc::new(session),
+                backend: req.backend,
+            };
+            jobs.submit(&project, request, &stored, &name, &stems)
         })
         .await?;
         Ok(Response::new(Box::pin(self.jobs.follow(job))))
@@ -66,7 +73,8 @@ impl Render for RenderService {
             let name = format!("master {}", input.name);
             jobs.submit(
                 &project,
-                JobRequest::Master(req),
+                JobRequest::Master(Box::new(req.clone())),
+                &req.encode_to_vec(),
                 &name,
                 std::slice::from_ref(&input),
             )

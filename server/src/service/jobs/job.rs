@@ -53,17 +53,22 @@ impl JobState {
     }
 }
 
-/// What a job renders.
+/// What a job renders. A render holds its session validated once (at submit, or when
+/// the index is loaded after a restart): the run trusts it and checks nothing again.
 #[derive(Debug, Clone)]
 pub(crate) enum JobRequest {
-    Render(v1::SubmitRequest),
-    Master(v1::MasterRequest),
+    Render {
+        session: std::sync::Arc<crate::session::ValidSession>,
+        /// `SubmitRequest.backend` as sent.
+        backend: i32,
+    },
+    Master(Box<v1::MasterRequest>),
 }
 
 impl JobRequest {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
-            JobRequest::Render(_) => "render",
+            JobRequest::Render { .. } => "render",
             JobRequest::Master(_) => "master",
         }
     }

@@ -141,7 +141,7 @@ impl Jobs {
                 fail(CRASHED_TWICE)?;
                 continue;
             }
-            let request = match decode_request(&row) {
+            let request = match self.decode_request(&row) {
                 Ok(r) => r,
                 Err(e) => {
                     fail(&format!("the stored request cannot be read: {e}"))?;
@@ -265,6 +265,7 @@ impl Jobs {
         &self,
         project: &str,
         request: JobRequest,
+        stored: &[u8],
         session_name: &str,
         stems: &[StemRef],
     ) -> Result<Arc<Job>, Status> {
@@ -312,10 +313,6 @@ impl Jobs {
         );
         let queue_position = u32::try_from(total).unwrap_or(u32::MAX);
         let session_name = bounded(session_name, MAX_LISTED_TEXT);
-        let bytes = match &request {
-            JobRequest::Render(r) => r.encode_to_vec(),
-            JobRequest::Master(r) => r.encode_to_vec(),
-        };
         let written = self
             .db
             .insert_job(&NewJob {
@@ -325,7 +322,7 @@ impl Jobs {
                 session_name: &session_name,
                 submitted_ms: submitted_unix_ms,
                 queue_position,
-                request: &bytes,
+                request: stored,
                 stems: &hashes,
             })
             .map_err(internal)?;
@@ -498,6 +495,32 @@ impl Jobs {
     pub(crate) fn jobs_dir(&self) -> &Path {
         &self.jobs_dir
     }
+
+    /// A stored request as the job holds it: a render's session validated again here
+    /// (once per load), under the limits the server has now.
+    fn decode_request(&self, row: &JobRow) -> Result<JobRequest> {
+        let bytes = row
+            .request
+            .as_deref()
+            .ok_or_else(|| Error::Internal("no request stored".into()))?;
+        match row.kind.as_str() {
+            "render" => {
+                let req = v1::SubmitRequest::decode(bytes)
+                    .map_err(|e| Error::Internal(format!("request: {e}")))?;
+                let session = session_of(&req, |rate| {
+                    self.options_for(&row.project, req.backend, rate).limits
+                })?;
+                Ok(JobRequest::Render {
+                    session: Arc::new(session),
+                    backend: req.backend,
+                })
+            }
+            "master" => v1::MasterRequest::decode(bytes)
+                .map(|r| JobRequest::Master(Box::new(r)))
+                .map_err(|e| Error::Internal(format!("request: {e}"))),
+            other => Err(Error::Internal(format!("kind: unknown {other:?}"))),
+        }
+    }
 }
 
 /// Removes a job's folder; the bytes it held.
@@ -548,21 +571,5 @@ fn info_of(row: JobRow) -> v1::JobInfo {
         submitted_unix_ms: row.submitted_ms,
         attempts: row.attempts,
         finished_unix_ms: row.finished_ms.unwrap_or(0),
-    }
-}
-
-fn decode_request(row: &JobRow) -> Result<JobRequest> {
-    let bytes = row
-        .request
-        .as_deref()
-        .ok_or_else(|| Error::Internal("no request stored".into()))?;
-    match row.kind.as_str() {
-        "render" => v1::SubmitRequest::decode(bytes)
-            .map(JobRequest::Render)
-            .map_err(|e| Error::Internal(format!("request: {e}"))),
-        "master" => v1::MasterRequest::decode(bytes)
-            .map(JobRequest::Master)
-            .map_err(|e| Error::Internal(format!("request: {e}"))),
-        other => Err(Error::Internal(format!("kind: unknown {other:?}"))),
     }
 }

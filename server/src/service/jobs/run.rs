@@ -10,7 +10,7 @@ use std::time::Duration;
 use bounce_proto::v1::{self, job_event::Event};
 
 use super::job::{Job, JobRequest, JobState, Stop, code_name, event, lock, now_ms};
-use super::request::{master_parts, session_of, stem_path};
+use super::request::{master_parts, stem_path};
 use super::{Jobs, dir_bytes};
 use crate::engine::{self, BackendChoice, RenderOptions, RenderOutput};
 use crate::service::db::Finish;
@@ -170,12 +170,9 @@ impl Jobs {
             .as_ref()
             .ok_or_else(|| Error::Internal(format!("job {}: no request", job.id)))?;
         match request {
-            JobRequest::Render(req) => {
-                let session = session_of(req, |rate| {
-                    self.options_for(&job.project, req.backend, rate).limits
-                })?;
-                let opts = self.options_for(&job.project, req.backend, session.sample_rate);
-                engine::render_session(&session, &resolve, &out, &opts, &progress, &job.cancel)
+            JobRequest::Render { session, backend } => {
+                let opts = self.options_for(&job.project, *backend, session.sample_rate);
+                engine::render_session(session, &resolve, &out, &opts, &progress, &job.cancel)
             }
             JobRequest::Master(req) => {
                 let (input, master, mut deliverable) = master_parts(req)?;
