@@ -994,6 +994,8 @@ impl<'a> Mapper<'a> {
                 _ => Strip::Master,
             };
             if kind == Kind::Track && clips.is_empty() {
+                // Its devices are still named (an instrument track's plug-in).
+                self.devices(node, strip, &strip_desc)?;
                 self.note(format!(
                     "track {name:?}: no audio clips, nothing to render; left out"
                 ));
