@@ -85,6 +85,9 @@ struct Frame {
     clip: Option<String>,
 }
 
+/// A session lane's points.
+type Points = Vec<(f64, f64)>;
+
 /// One automation point as read: (absolute s, value, hold until the next).
 type RawPoint = (f64, f64, bool);
 
@@ -319,10 +322,10 @@ impl<'a> Mapper<'a> {
             return Err(self.err(root, "the root element is not <Project>"));
         }
         for (i, n) in tree.nodes.iter().enumerate() {
-            if let Some(id) = n.attr("id") {
-                if self.ids.insert(id, i).is_some() {
-                    return Err(self.err(i, format_args!("id {id:?} is used twice")));
-                }
+            if let Some(id) = n.attr("id")
+                && self.ids.insert(id, i).is_some()
+            {
+                return Err(self.err(i, format_args!("id {id:?} is used twice")));
             }
         }
         self.read_tempo(root)?;
@@ -457,8 +460,8 @@ impl<'a> Mapper<'a> {
             .unwrap_or_else(|| format!("Channel {}", self.chans.len() + 1));
         let audio_channels = match self.f64_attr(c, "audioChannels")? {
             None => None,
-            Some(x) if x == 1.0 => Some(1),
-            Some(x) if x == 2.0 => Some(2),
+            Some(1.0) => Some(1),
+            Some(2.0) => Some(2),
             Some(x) => {
                 self.note(format!(
                     "channel {name:?}: audioChannels {x} imported as stereo"
@@ -835,7 +838,7 @@ impl<'a> Mapper<'a> {
             }
             return Ok(());
         }
-        let length = f.win.1.is_finite().then(|| f.win.1 - at);
+        let length = f.win.1.is_finite().then_some(f.win.1 - at);
         let name = self.audio_name(file, path, external)?;
         self.clips.push((
             chan,
@@ -1686,7 +1689,7 @@ impl<'a> Mapper<'a> {
         param: &Param,
         pnode: NodeId,
         raw: &RawLane,
-    ) -> Result<(Strip, LaneTarget, Vec<(f64, f64)>)> {
+    ) -> Result<(Strip, LaneTarget, Points)> {
         let unit = raw
             .unit
             .clone()
@@ -1753,7 +1756,7 @@ impl<'a> Mapper<'a> {
                     let (t0, va) = pts[k - 1];
                     va + (v1 - va) * (0.0 - t0) / (t1 - t0)
                 }
-                Some(&(t1, v1)) if t1 == 0.0 => v1,
+                Some(&(0.0, v1)) => v1,
                 _ => pts[k - 1].1,
             };
             let mut rest = vec![(0.0, v0)];
