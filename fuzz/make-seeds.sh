@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 out="${1:-seeds}"
-mkdir -p "$out/decode" "$out/session_toml" "$out/proto_request"
+mkdir -p "$out/decode" "$out/session_toml" "$out/proto_request" "$out/dawproject"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -94,4 +94,36 @@ entry = ld(1, b'kick.wav') + ld(2, b'b' * 64)
 doc = ld(1, toml) + ld(2, b'min.toml') + ld(3, entry)
 open(sys.argv[1] + '/document.bin', 'wb').write(ld(10, doc))
 P
+# dawproject: small project zips (project.xml and a tiny WAV), built with zipfile.
+python3 - "$out/dawproject" "$tmp/m16.wav" <<'P'
+import sys, zipfile
+out, wav = sys.argv[1], open(sys.argv[2], 'rb').read()
+xml = """<?xml version="1.0" encoding="UTF-8"?>
+<Project version="1.0"><Application name="seed" version="1"/>
+<Transport><Tempo unit="bpm" value="120" id="tempo"/></Transport>
+<Structure>
+<Track id="t1" name="A"><Channel role="regular" audioChannels="1" destination="m" id="c1">
+<Devices><Equalizer deviceName="EQ" deviceRole="audioFX"><Band type="bell"><Freq unit="hertz" value="1000" id="f"/><Gain unit="decibel" value="3"/></Band></Equalizer>
+<Compressor deviceName="C" deviceRole="audioFX"><Threshold unit="decibel" value="-20"/><Ratio unit="percent" value="50"/></Compressor></Devices>
+<Volume unit="linear" value="0.5" id="v"/><Pan unit="normalized" value="0.5" id="p"/>
+<Sends><Send destination="fx" type="pre"><Volume unit="decibel" value="-6" id="sv"/></Send></Sends></Channel></Track>
+<Track id="tf" name="FX"><Channel role="effect" id="fx" destination="m"><Volume unit="decibel" value="0"/></Channel></Track>
+<Track id="mt" name="Master"><Channel role="master" id="m"><Volume unit="linear" value="1"/></Channel></Track>
+</Structure>
+<Arrangement><Lanes timeUnit="beats"><Lanes track="t1"><Clips>
+<Clip time="1" duration="2" playStart="0.5" loopStart="0" loopEnd="1" fadeInTime="0.1" fadeOutTime="0.1" contentTimeUnit="beats">
+<Warps contentTimeUnit="seconds"><Audio channels="1" sampleRate="8000" duration="0.05"><File path="audio/a.wav"/></Audio>
+<Warp time="0" contentTime="0"/><Warp time="1" contentTime="0.5"/></Warps></Clip></Clips>
+<Points><Target parameter="v"/><RealPoint time="0" value="1" interpolation="hold"/><RealPoint time="2" value="0.5"/></Points>
+</Lanes></Lanes>
+<TempoAutomation><Target parameter="tempo"/><RealPoint time="0" value="100"/><RealPoint time="4" value="140"/></TempoAutomation>
+</Arrangement></Project>
+"""
+with zipfile.ZipFile(out + '/song.dawproject', 'w', zipfile.ZIP_DEFLATED) as z:
+    z.writestr('project.xml', xml)
+    z.writestr('audio/a.wav', wav)
+with zipfile.ZipFile(out + '/stored.dawproject', 'w', zipfile.ZIP_STORED) as z:
+    z.writestr('project.xml', xml.replace('audio/a.wav', '../a.wav'))
+P
+
 echo "seeds in $(cd "$out" && pwd): $(ls "$out/decode" | wc -l) audio, $(ls "$out/session_toml" | wc -l) TOML, $(ls "$out/proto_request" | wc -l) requests"

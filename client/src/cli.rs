@@ -43,11 +43,31 @@ pub enum Backend {
 pub enum Command {
     /// Render a session: DIR/mix.wav, one file per deliverable, DIR/report.json.
     Render {
-        /// The session file (TOML).
+        /// The session file (TOML), or a DAWproject file (.dawproject).
         session: PathBuf,
         /// Output folder (created if absent).
         #[arg(long)]
         out: PathBuf,
+        /// DAWproject: the session rate (default: the highest rate of its audio files).
+        #[arg(long)]
+        sample_rate: Option<u32>,
+        /// DAWproject: make the first import warning an error.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Import a DAWproject file: DIR/session.toml, its audio under DIR/audio/, DIR/import.json.
+    Import {
+        /// The DAWproject file (.dawproject).
+        project: PathBuf,
+        /// Output folder (created if absent).
+        #[arg(long)]
+        out: PathBuf,
+        /// The session rate (default: the highest rate of its audio files).
+        #[arg(long)]
+        sample_rate: Option<u32>,
+        /// Make the first import warning an error (nothing is written).
+        #[arg(long)]
+        strict: bool,
     },
     /// Master one audio file: gain to a loudness target, true-peak limiter.
     Master {

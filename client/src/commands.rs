@@ -40,7 +40,47 @@ pub fn run(cli: Cli) -> Result<()> {
 async fn dispatch(cli: Cli) -> Result<()> {
     let rep = Reporter::new(cli.json);
     match &cli.command {
-        Command::Render { session, out } => render(&cli, session, out, &rep).await,
+        Command::Render {
+            session,
+            out,
+            sample_rate,
+            strict,
+        } => {
+            if session::dawproject::is_dawproject(session) {
+                let opts = session::dawproject::ImportOptions {
+                    sample_rate: *sample_rate,
+                    strict: *strict,
+                };
+                render_dawproject(&cli, session, out, &opts, &rep).await
+            } else {
+                render(&cli, session, out, &rep).await
+            }
+        }
+        Command::Import {
+            project,
+            out,
+            sample_rate,
+            strict,
+        } => {
+            let opts = session::dawproject::ImportOptions {
+                sample_rate: *sample_rate,
+                strict: *strict,
+            };
+            let imp = import_project(project, out, &opts)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"event": "import", "session": out.join(session::dawproject::SESSION_FILE).display().to_string(), "import": imp.report()})
+                );
+            } else {
+                rep.note(&format!(
+                    "imported {} into {}",
+                    project.display(),
+                    out.join(session::dawproject::SESSION_FILE).display()
+                ));
+            }
+            Ok(())
+        }
         Command::Demo { out } => {
             let session = crate::demo::write_demo(out)?;
             rep.note(&format!("demo song written to {}", session.display()));
@@ -175,6 +215,48 @@ async fn render(cli: &Cli, session_path: &Path, out: &Path, rep: &Reporter) -> R
     let doc = Document::read(session_path, None)?;
     let outcome = render_loaded(cli, session, &doc, out, rep).await?;
     finished(&outcome, rep, cli.json);
+    Ok(())
+}
+
+/// `import`: the project into `out`; its warnings on stderr, one line each.
+fn import_project(
+    project: &Path,
+    out: &Path,
+    opts: &session::dawproject::ImportOptions,
+) -> Result<session::dawproject::Imported> {
+    let imp = session::dawproject::import(project, out, opts).map_err(|e| anyhow!("{e}"))?;
+    for w in &imp.warnings {
+        eprintln!("bounce: warning: {w}");
+    }
+    Ok(imp)
+}
+
+/// `render SONG.dawproject`: import into `DIR/.import`, render that session exactly as
+/// a session file, add `import: {warnings, mapped}` to DIR/report.json, then remove the
+/// import folder.
+async fn render_dawproject(
+    cli: &Cli,
+    project: &Path,
+    out: &Path,
+    opts: &session::dawproject::ImportOptions,
+    rep: &Reporter,
+) -> Result<()> {
+    let work = out.join(".import");
+    let imp = import_project(project, &work, opts)?;
+    let result = render(cli, &work.join(session::dawproject::SESSION_FILE), out, rep).await;
+    let _ = std::fs::remove_dir_all(&work);
+    result?;
+    let report_path = out.join("report.json");
+    let mut report: serde_json::Value = match std::fs::read_to_string(&report_path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| json!({})),
+        Err(_) => json!({}),
+    };
+    if let Some(map) = report.as_object_mut() {
+        map.insert("import".into(), imp.report());
+    }
+    let text = serde_json::to_string_pretty(&report).context("report.json")?;
+    std::fs::write(&report_path, text)
+        .with_context(|| format!("{}: cannot write", report_path.display()))?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! - [`load_album_file`], [`slug`]: album files; [`load_tokens_file`]: tokens files.
 
 pub mod album;
+pub mod dawproject;
 pub mod limits;
 pub mod model;
 pub mod parse;
@@ -17,6 +18,7 @@ pub mod proto;
 pub mod reader;
 pub mod tokens;
 pub mod validate;
+pub mod write;
 
 pub use album::{Album, AlbumLoudness, load_album_file, parse_album_toml, slug, song_dir};
 pub use limits::Limits;
@@ -27,3 +29,4 @@ pub use proto::{
 };
 pub use tokens::{TokenEntry, load_tokens_file, parse_tokens_toml};
 pub use validate::{ValidSession, bus_order, validate, validate_with};
+pub use write::session_to_toml;
