@@ -80,6 +80,10 @@ impl InsertKind for Compressor {
         }
     }
 
+    fn toml_keys(&self) -> String {
+        crate::session::write::compressor_keys(self, true)
+    }
+
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
         processor(self, ctx)
     }

@@ -4,6 +4,7 @@ use super::{BuildCtx, InsertCheck, InsertKind};
 use crate::Result;
 use crate::dsp::Processor;
 use crate::session::reader::Tbl;
+use crate::session::write::float;
 
 /// A delay time: in ms, or in beats at `session.tempo_bpm`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +116,19 @@ impl InsertKind for DelayFx {
             "mix" => Some((0.0, 1.0)),
             _ => None,
         }
+    }
+
+    fn toml_keys(&self) -> String {
+        let time = match self.time {
+            DelayTime::Ms(ms) => format!("time_ms = {}", float(ms)),
+            DelayTime::Beats(b) => format!("time_beats = {}", float(b)),
+        };
+        format!(
+            "{time}, feedback = {}, mix = {}, ping_pong = {}",
+            float(self.feedback),
+            float(self.mix),
+            self.ping_pong
+        )
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {

@@ -89,6 +89,10 @@ impl InsertKind for EqInsert {
         }
     }
 
+    fn toml_keys(&self) -> String {
+        format!("bands = {}", crate::session::write::bands(&self.bands))
+    }
+
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
         let bands: Vec<_> = self.bands.iter().map(band_spec).collect();
         if ctx.lanes.is_empty() {

@@ -4,6 +4,7 @@ use super::{BuildCtx, InsertCheck, InsertKind};
 use crate::Result;
 use crate::dsp::Processor;
 use crate::session::reader::Tbl;
+use crate::session::write::float;
 
 /// `{ kind = "gate", threshold_db, range_db, attack_ms, hold_ms, release_ms }`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +52,17 @@ impl InsertKind for Gate {
 
     fn param_range(&self, param: &str) -> Option<(f64, f64)> {
         (param == "threshold_db").then_some((-120.0, 0.0))
+    }
+
+    fn toml_keys(&self) -> String {
+        format!(
+            "threshold_db = {}, range_db = {}, attack_ms = {}, hold_ms = {}, release_ms = {}",
+            float(self.threshold_db),
+            float(self.range_db),
+            float(self.attack_ms),
+            float(self.hold_ms),
+            float(self.release_ms)
+        )
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {

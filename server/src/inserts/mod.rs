@@ -86,6 +86,9 @@ pub trait InsertKind: Sized + Clone + PartialEq + Debug + Send + Sync {
     fn validate(&self, ck: &InsertCheck<'_>) -> Result<()>;
     /// The valid range of an automatable parameter, `None` when `param` can't be automated.
     fn param_range(&self, param: &str) -> Option<(f64, f64)>;
+    /// The insert's keys as written in a session file (everything after `kind`, as
+    /// inline-table entries), so that parsing them gives `self` back exactly.
+    fn toml_keys(&self) -> String;
     /// The processor for a strip.
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>>;
     /// The audio file the insert reads (a reverb's IR).
@@ -138,6 +141,10 @@ macro_rules! registry {
             /// See [`InsertKind::param_range`].
             pub fn param_range(&self, param: &str) -> Option<(f64, f64)> {
                 match self { $(Insert::$variant(x) => x.param_range(param)),* }
+            }
+            /// See [`InsertKind::toml_keys`].
+            pub fn toml_keys(&self) -> String {
+                match self { $(Insert::$variant(x) => x.toml_keys()),* }
             }
             /// See [`InsertKind::build`].
             pub fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {

@@ -28,6 +28,10 @@ impl InsertKind for Reverb {
         None
     }
 
+    fn toml_keys(&self) -> String {
+        crate::session::write::reverb_keys(self)
+    }
+
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {
         (ctx.reverb)(self, ctx.channels)
     }

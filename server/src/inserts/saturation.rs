@@ -4,6 +4,7 @@ use super::{BuildCtx, InsertCheck, InsertKind};
 use crate::Result;
 use crate::dsp::Processor;
 use crate::session::reader::Tbl;
+use crate::session::write::float;
 
 /// `{ kind = "saturation", drive_db, output_db, mix }`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +42,15 @@ impl InsertKind for Saturation {
             "mix" => Some((0.0, 1.0)),
             _ => None,
         }
+    }
+
+    fn toml_keys(&self) -> String {
+        format!(
+            "drive_db = {}, output_db = {}, mix = {}",
+            float(self.drive_db),
+            float(self.output_db),
+            float(self.mix)
+        )
     }
 
     fn build(&self, ctx: &BuildCtx<'_>) -> Result<Box<dyn Processor>> {

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::model::*;
-use crate::inserts::{DelayTime, Insert};
+use crate::inserts::Insert;
 
 /// The session as TOML text that [`parse_session_toml`](super::parse_session_toml)
 /// reads back to an equal session. Album-only fields (`album_gain_db`) are not written.
@@ -50,7 +50,7 @@ pub fn session_to_toml(s: &Session) -> String {
             let _ = writeln!(out, "eq = {}", bands(&t.eq));
         }
         if let Some(c) = &t.compressor {
-            let _ = writeln!(out, "compressor = {}", compressor(c, None, true));
+            let _ = writeln!(out, "compressor = {}", compressor(c, true));
         }
         inserts(&mut out, &t.inserts);
         sends(&mut out, &t.sends);
@@ -89,11 +89,7 @@ pub fn session_to_toml(s: &Session) -> String {
         }
         if let Some(mb) = &m.multiband {
             let xs: Vec<String> = mb.crossovers_hz.iter().map(|x| float(*x)).collect();
-            let bs: Vec<String> = mb
-                .bands
-                .iter()
-                .map(|c| compressor(c, None, false))
-                .collect();
+            let bs: Vec<String> = mb.bands.iter().map(|c| compressor(c, false)).collect();
             let _ = writeln!(
                 out,
                 "multiband = {{ crossovers_hz = [{}], bands = [\n  {},\n] }}",
@@ -200,7 +196,7 @@ fn clip(c: &Clip) -> String {
     s
 }
 
-fn bands(bs: &[EqBand]) -> String {
+pub(crate) fn bands(bs: &[EqBand]) -> String {
     let items: Vec<String> = bs
         .iter()
         .map(|b| {
@@ -216,15 +212,15 @@ fn bands(bs: &[EqBand]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// A compressor as an inline table; `kind` for inserts; `detector` is left out in
-/// multiband bands (they only know peak).
-fn compressor(c: &Compressor, kind: Option<&str>, with_detector: bool) -> String {
-    let mut s = String::from("{ ");
-    if let Some(k) = kind {
-        let _ = write!(s, "kind = {}, ", string(k));
-    }
-    let _ = write!(
-        s,
+/// A compressor as an inline table; `detector` is left out in multiband bands (they
+/// only know peak).
+fn compressor(c: &Compressor, with_detector: bool) -> String {
+    format!("{{ {} }}", compressor_keys(c, with_detector))
+}
+
+/// A compressor's keys (no braces).
+pub(crate) fn compressor_keys(c: &Compressor, with_detector: bool) -> String {
+    let mut s = format!(
         "threshold_db = {}, ratio = {}, attack_ms = {}, release_ms = {}, knee_db = {}, makeup_db = {}",
         float(c.threshold_db),
         float(c.ratio),
@@ -243,11 +239,10 @@ fn compressor(c: &Compressor, kind: Option<&str>, with_detector: bool) -> String
     if let Some(sc) = &c.sidechain {
         let _ = write!(s, ", sidechain = {}", string(sc));
     }
-    s.push_str(" }");
     s
 }
 
-fn reverb_keys(r: &Reverb) -> String {
+pub(crate) fn reverb_keys(r: &Reverb) -> String {
     format!(
         "ir = {}, predelay_ms = {}, wet_db = {}, dry = {}",
         string(&r.ir.name),
@@ -258,38 +253,8 @@ fn reverb_keys(r: &Reverb) -> String {
 }
 
 fn insert(i: &Insert) -> String {
-    let kind = string(i.kind());
-    match i {
-        Insert::Eq(e) => format!("{{ kind = {kind}, bands = {} }}", bands(&e.bands)),
-        Insert::Compressor(c) => compressor(c, Some(i.kind()), true),
-        Insert::Gate(g) => format!(
-            "{{ kind = {kind}, threshold_db = {}, range_db = {}, attack_ms = {}, hold_ms = {}, release_ms = {} }}",
-            float(g.threshold_db),
-            float(g.range_db),
-            float(g.attack_ms),
-            float(g.hold_ms),
-            float(g.release_ms)
-        ),
-        Insert::Saturation(x) => format!(
-            "{{ kind = {kind}, drive_db = {}, output_db = {}, mix = {} }}",
-            float(x.drive_db),
-            float(x.output_db),
-            float(x.mix)
-        ),
-        Insert::Delay(d) => {
-            let time = match d.time {
-                DelayTime::Ms(ms) => format!("time_ms = {}", float(ms)),
-                DelayTime::Beats(b) => format!("time_beats = {}", float(b)),
-            };
-            format!(
-                "{{ kind = {kind}, {time}, feedback = {}, mix = {}, ping_pong = {} }}",
-                float(d.feedback),
-                float(d.mix),
-                d.ping_pong
-            )
-        }
-        Insert::Reverb(r) => format!("{{ kind = {kind}, {} }}", reverb_keys(r)),
-    }
+    // Each kind writes its own keys (inserts/<kind>.rs): a new kind needs no line here.
+    format!("{{ kind = {}, {} }}", string(i.kind()), i.toml_keys())
 }
 
 fn inserts(out: &mut String, ins: &[Insert]) {
