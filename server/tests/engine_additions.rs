@@ -390,3 +390,46 @@ fn ping_pong_delay_widens_a_mono_track() {
     let e = err_db(&mix[0], &wl).max(err_db(&mix[1], &wr));
     assert!(e < -90.0, "ping-pong: {e:.1} dB");
 }
+
+#[test]
+fn width_insert_scales_the_side_per_sample_and_names_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 30_000;
+    let (l, r) = (noise(11, n, 0.4), noise(12, n, 0.4));
+    write_wav(&dir.path().join("st.wav"), &[l.clone(), r.clone()]);
+    let mut t = track("St", vec![Clip::whole(stem(dir.path(), "st.wav"), 0.0)]);
+    t.inserts = vec![Insert::Width(bounce_server::inserts::Width { width: 1.0 })];
+    let pts = [(0.1, 0.0), (0.5, 2.0)];
+    t.automation.lanes.push(lane(
+        LaneTarget::Insert {
+            index: 0,
+            param: "width".into(),
+        },
+        &pts,
+    ));
+    let mix = render(&session(vec![t], vec![], 0.0));
+    // M = (L+R)/2, S = (L−R)/2 · w(t), L' = M + S, R' = M − S; w linear per sample.
+    let w = |i: usize| {
+        let t = i as f64 / f64::from(RATE);
+        (2.0 * (t - 0.1) / 0.4).clamp(0.0, 2.0)
+    };
+    let (mut wl, mut wr) = (vec![0f64; n], vec![0f64; n]);
+    for i in 0..n {
+        let (a, b) = (f64::from(l[i]), f64::from(r[i]));
+        let (m, s) = ((a + b) / 2.0, (a - b) / 2.0 * w(i));
+        wl[i] = m + s;
+        wr[i] = m - s;
+    }
+    let (el, er) = (err_db(&mix[0], &wl), err_db(&mix[1], &wr));
+    assert!(el < -110.0 && er < -110.0, "L {el:.1} dB, R {er:.1} dB");
+
+    let toml = "[session]\nsample_rate = 48000\n[[track]]\nname = \"St\"\nfile = \"st.wav\"\ninserts = [ { kind = \"width\", width = 5.0 } ]\n";
+    let s = bounce_server::session::parse_session_toml(toml, "w.toml", dir.path()).unwrap();
+    let e = ValidSession::new(s, &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("St") && e.contains("inserts[0]") && e.contains("width") && e.contains('5'),
+        "{e}"
+    );
+}

@@ -22,12 +22,14 @@ pub mod eq;
 pub mod gate;
 pub mod reverb;
 pub mod saturation;
+pub mod width;
 
 pub use check::InsertCheck;
 pub use delay::{DelayFx, DelayTime};
 pub use eq::EqInsert;
 pub use gate::Gate;
 pub use saturation::Saturation;
+pub use width::Width;
 
 /// Makes a reverb's convolution processor for a strip of the given width.
 pub type ReverbFactory<'a> = dyn Fn(&Reverb, usize) -> Result<Box<dyn Processor>> + 'a;
@@ -173,4 +175,5 @@ registry! {
     Saturation(Saturation),
     Delay(DelayFx),
     Reverb(Reverb),
+    Width(Width),
 }
