@@ -576,3 +576,21 @@ fn caf_packet_table_claiming_too_many_packets_is_refused() {
     let e = expect_err(read_all(&p, "x.caf"));
     assert_bad(&e, "x.caf", "packet table");
 }
+
+/// Found by the decode fuzz target (crash-e2980e25…): a float WAV whose samples are
+/// finite but near f32::MAX came out of the resampler as infinities. Samples beyond
+/// ±1e6 (+120 dBFS) are now refused at the decoder, streaming or whole.
+#[test]
+fn fuzz_crash_e2980e25_float_wav_with_huge_samples_is_refused_not_resampled_to_inf() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.wav");
+    let mut x = bounce_test_audio::noise(5, 800, 0.5);
+    x[400] = 3.0e38;
+    bounce_test_audio::write_f32_wav(&p, &[x.clone(), x], 8000);
+    let mut r = StemReader::open(&p, "huge.wav", 48_000).unwrap();
+    let e = expect_err(stream_all(&mut r));
+    assert_bad(&e, "huge.wav", "out-of-range");
+    assert!(e.to_string().contains("frame 400"), "{e}");
+    let e = expect_err(read_all(&p, "huge.wav"));
+    assert_bad(&e, "huge.wav", "out-of-range");
+}

@@ -848,7 +848,13 @@ impl Cursor {
             let r = self.pos..self.pos + k;
             if let Some(i) = convert(&buf, ch, r, d) {
                 let frame = self.decoded + i as u64;
-                let what = if d[i].is_nan() { "NaN" } else { "infinite" };
+                let what = if d[i].is_nan() {
+                    "NaN".to_string()
+                } else if d[i].is_infinite() {
+                    "infinite".to_string()
+                } else {
+                    format!("out-of-range ({:e}, beyond ±{MAX_FLOAT_SAMPLE:e})", d[i])
+                };
                 return Err(bad(
                     &self.display,
                     format_args!("{what} sample at frame {frame} (channel {})", ch + 1),
@@ -925,9 +931,13 @@ impl Cursor {
     }
 }
 
+/// The largest magnitude a float sample may have (+120 dB over full scale): past it a
+/// file is not audio, and resampling or mixing it would overflow to infinity.
+const MAX_FLOAT_SAMPLE: f32 = 1.0e6;
+
 /// Converts channel `ch`, frames `r`, of a decoded buffer into `dst` as f32 (integers
-/// as `i / 2^(bits-1)`, exact). Returns the index of the first non-finite sample, if any
-/// (only float sources can have one).
+/// as `i / 2^(bits-1)`, exact). Returns the index of the first sample that is not
+/// finite or beyond ±[`MAX_FLOAT_SAMPLE`], if any (only float sources can have one).
 fn convert(
     buf: &AudioBufferRef<'_>,
     ch: usize,
@@ -958,11 +968,11 @@ fn convert(
         AudioBufferRef::S32(b) => map(&b.chan(ch)[r], dst, |s| s as f32 * S32),
         AudioBufferRef::F32(b) => {
             dst.copy_from_slice(&b.chan(ch)[r]);
-            return dst.iter().position(|x| !x.is_finite());
+            return dst.iter().position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
         }
         AudioBufferRef::F64(b) => {
             map(&b.chan(ch)[r], dst, |s| s as f32);
-            return dst.iter().position(|x| !x.is_finite());
+            return dst.iter().position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
         }
     }
     None
