@@ -575,7 +575,7 @@ fn insert_kinds_and_keys() {
         &ins("{ kind = \"Delay\", time_ms = 10 }"),
         "",
         &[
-            "track[0] \"A\".inserts[0].kind: \"Delay\" is not an insert kind (eq, compressor, gate, saturation, delay, reverb)",
+            "track[0] \"A\".inserts[0].kind: \"Delay\" is not an insert kind (eq, compressor, gate, saturation, delay, reverb, width)",
         ],
     );
     bad(
