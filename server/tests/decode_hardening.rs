@@ -594,3 +594,19 @@ fn fuzz_crash_e2980e25_float_wav_with_huge_samples_is_refused_not_resampled_to_i
     let e = expect_err(read_all(&p, "huge.wav"));
     assert_bad(&e, "huge.wav", "out-of-range");
 }
+
+/// Found by the decode fuzz target (oom-73790c83): a file that starts like MP3 (ID3 tag,
+/// frame sync) and holds a "fLaC" marker further on, which symphonia's probe reads as
+/// FLAC with a 2.5 GB comment block. The header check now validates that FLAC too.
+#[test]
+fn fuzz_oom_73790c83_flac_marker_inside_an_mp3_is_checked_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = include_bytes!("../../fuzz/regressions/decode-oom-73790c83");
+    // The fuzz target's first byte picks the extension; the rest is the file.
+    let p = dir.path().join("fz.mp3");
+    std::fs::write(&p, &bytes[1..]).unwrap();
+    let e = expect_err(probe(&p, "fz.mp3"));
+    assert!(e.to_string().contains("fz.mp3"), "{e}");
+    let e = expect_err(read_all(&p, "fz.mp3"));
+    assert!(e.to_string().contains("fz.mp3"), "{e}");
+}

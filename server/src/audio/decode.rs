@@ -968,11 +968,15 @@ fn convert(
         AudioBufferRef::S32(b) => map(&b.chan(ch)[r], dst, |s| s as f32 * S32),
         AudioBufferRef::F32(b) => {
             dst.copy_from_slice(&b.chan(ch)[r]);
-            return dst.iter().position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
+            return dst
+                .iter()
+                .position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
         }
         AudioBufferRef::F64(b) => {
             map(&b.chan(ch)[r], dst, |s| s as f32);
-            return dst.iter().position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
+            return dst
+                .iter()
+                .position(|x| x.is_nan() || x.abs() > MAX_FLOAT_SAMPLE);
         }
     }
     None

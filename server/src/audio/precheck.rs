@@ -70,7 +70,14 @@ pub(crate) fn check(file: &File, len: u64, display: &str) -> Result<Header> {
             let len = r.len;
             mp4(&mut r, 0, len, 0)
         }
-        (_, _) if m[0] == 0xFF && m[1] & 0xE0 == 0xE0 => Ok(()),
+        (_, _) if m[0] == 0xFF && m[1] & 0xE0 == 0xE0 => {
+            // symphonia's probe scans up to 1 MiB for any marker: a "fLaC" further on
+            // in a file that starts like MP3 is read as FLAC, so its blocks are checked too.
+            match r.find(at, 1 << 20, b"fLaC")? {
+                Some(pos) => flac(&mut r, pos + 4),
+                None => Ok(()),
+            }
+        }
         _ if m[..4] == [0x1A, 0x45, 0xDF, 0xA3] => Err(r.bad(
             "Matroska/WebM is not accepted (use WAV, AIFF, FLAC, Ogg, MP3 or M4A)".to_string(),
         )),
@@ -118,6 +125,19 @@ impl<'a> Reader<'a> {
             .and_then(|_| self.f.read_exact(&mut b))
             .map_err(|e| Error::io(self.display, e))?;
         Ok(Some(b))
+    }
+
+    /// The first offset ≥ `from` (within `window` bytes) where `marker` starts.
+    fn find(&mut self, from: u64, window: u64, marker: &[u8]) -> Result<Option<u64>> {
+        let n = usize::try_from(window.min(self.len.saturating_sub(from))).unwrap_or(0);
+        let mut b = vec![0u8; n];
+        self.f
+            .seek(SeekFrom::Start(from))
+            .and_then(|_| self.f.read_exact(&mut b))
+            .map_err(|e| Error::io(self.display, e))?;
+        Ok(b.windows(marker.len())
+            .position(|w| w == marker)
+            .map(|i| from + i as u64))
     }
 
     /// Like [`peek`](Self::peek), but the bytes must be there.
