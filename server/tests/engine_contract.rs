@@ -12,7 +12,7 @@ use bounce_server::dsp::convolution::{ConvolutionBank, CpuConvolutionBank};
 use bounce_server::engine::graph::{self, render_mix};
 use bounce_server::engine::strip::BLOCK;
 use bounce_server::session::{self, Limits, Session, StemRef, ValidSession, Variant};
-use bounce_test_audio::{error_db as err_db, noise, write_f32_wav as write_wav};
+use bounce_test_audio::{biquad, error_db as err_db, noise, rbj, write_f32_wav as write_wav};
 
 const RATE: u32 = 48_000;
 
@@ -32,45 +32,6 @@ fn render(s: &Session, variant: Variant) -> [Vec<f32>; 2] {
     let plan = graph::plan(&v, &resolve, &cancel).unwrap();
     let bank = || Ok(Box::new(CpuConvolutionBank::new(BLOCK)) as Box<dyn ConvolutionBank>);
     render_mix(&v, variant, &plan, &bank, &|_, _| {}, &cancel).unwrap()
-}
-
-/// RBJ cookbook peaking EQ and high-pass, written out here in float64 (direct form I).
-fn rbj(kind: &str, f0: f64, q: f64, gain_db: f64) -> [f64; 5] {
-    let w0 = 2.0 * PI * f0 / RATE as f64;
-    let (c, s) = (w0.cos(), w0.sin());
-    let alpha = s / (2.0 * q);
-    let a = 10f64.powf(gain_db / 40.0);
-    let (b0, b1, b2, a0, a1, a2) = match kind {
-        "peak" => (
-            1.0 + alpha * a,
-            -2.0 * c,
-            1.0 - alpha * a,
-            1.0 + alpha / a,
-            -2.0 * c,
-            1.0 - alpha / a,
-        ),
-        "highpass" => (
-            (1.0 + c) / 2.0,
-            -(1.0 + c),
-            (1.0 + c) / 2.0,
-            1.0 + alpha,
-            -2.0 * c,
-            1.0 - alpha,
-        ),
-        _ => unreachable!(),
-    };
-    [b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0]
-}
-
-fn filter(x: &[f64], k: [f64; 5]) -> Vec<f64> {
-    let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
-    x.iter()
-        .map(|&x0| {
-            let y0 = k[0] * x0 + k[1] * x1 + k[2] * x2 - k[3] * y1 - k[4] * y2;
-            (x2, x1, y2, y1) = (x1, x0, y1, y0);
-            y0
-        })
-        .collect()
 }
 
 #[test]
@@ -102,9 +63,9 @@ eq = [ { type = "highpass", freq = 120, q = 0.707 }, { type = "peak", freq = 200
     for (i, v) in x.iter().enumerate() {
         t[480 + i] = -(*v as f64);
     }
-    let y = filter(
-        &filter(&t, rbj("highpass", 120.0, 0.707, 0.0)),
-        rbj("peak", 2000.0, 2.0, 6.0),
+    let y = biquad(
+        &biquad(&t, rbj("highpass", 120.0, 0.707, 0.0, RATE)),
+        rbj("peak", 2000.0, 2.0, 6.0, RATE),
     );
     let th = (-0.3 + 1.0) * PI / 4.0;
     let g = 10f64.powf(-4.5 / 20.0);
