@@ -799,8 +799,6 @@ pub fn render_mix(
             compensate(&mut b.tail, arrival[bi] + bus_lat[bi])?;
         }
     }
-    // How far each bus's summed input lags the tracks' input.
-    let bus_back: Vec<u64> = arrival.clone();
 
     // Which tracks wait for a bus: keyed by a bus, or by a track that waits.
     let bus_names = bus_names(session);
@@ -945,7 +943,7 @@ pub fn render_mix(
                     &mut keys_bus,
                     Positions {
                         tracks: start,
-                        buses: &bus_back,
+                        buses: &arrival,
                     },
                 )
             },
